@@ -1,0 +1,156 @@
+//! Request dispatch: reads the request header, checks the API and version against
+//! [`super::versions::SUPPORTED`], decodes the body with the `kafka-protocol` codecs, runs the
+//! handler and frames its response.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{self as m, ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use tokio::task::JoinHandle;
+
+use super::handlers;
+use super::versions::{self, PRODUCE_MIN_DECODABLE};
+use crate::broker::BrokerState;
+
+/// What the writer does for one request.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A framed response (size prefix included).
+    Respond(Bytes),
+    /// Nothing (Produce with acks=0).
+    NoResponse,
+    /// Close the connection after the responses before this one.
+    Close(String),
+}
+
+/// A request's answer: ready now, or being computed by its own task.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Ready(Outcome),
+    Deferred(JoinHandle<Outcome>),
+}
+
+impl Reply {
+    pub(crate) fn close(reason: String) -> Self {
+        Self::Ready(Outcome::Close(reason))
+    }
+
+    pub(crate) fn is_close(&self) -> bool {
+        matches!(self, Self::Ready(Outcome::Close(_)))
+    }
+
+    pub(crate) async fn resolve(self) -> Outcome {
+        match self {
+            Self::Ready(outcome) => outcome,
+            Self::Deferred(task) => task.await.unwrap_or_else(|e| Outcome::Close(format!("request task failed: {e}"))),
+        }
+    }
+}
+
+/// What a handler returns.
+pub(crate) enum Response<R> {
+    Now(R),
+    Later(Pin<Box<dyn Future<Output = R> + Send + 'static>>),
+    None,
+}
+
+/// Everything a handler may need about its request.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestContext {
+    pub(crate) state: Arc<BrokerState>,
+    pub(crate) version: i16,
+    pub(crate) header: RequestHeader,
+}
+
+fn frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, response: &R) -> Outcome {
+    // ApiVersions responses always use header v0 so that a client can read them whatever
+    // version it asked for.
+    let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
+    let mut buf = BytesMut::with_capacity(64);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    if let Err(e) = header.encode(&mut buf, header_version).and_then(|()| response.encode(&mut buf, version)) {
+        tracing::error!(?api_key, version, error = %e, "cannot encode a response (a bug)");
+        return Outcome::Close(format!("cannot encode the {api_key:?} v{version} response"));
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Outcome::Respond(buf.freeze())
+}
+
+fn finish<R: Encodable + Send + 'static>(api_key: ApiKey, version: i16, correlation_id: i32, response: Response<R>) -> Reply {
+    match response {
+        Response::Now(r) => Reply::Ready(frame(api_key, version, correlation_id, &r)),
+        Response::None => Reply::Ready(Outcome::NoResponse),
+        Response::Later(future) => Reply::Deferred(tokio::spawn(async move {
+            let r = future.await;
+            frame(api_key, version, correlation_id, &r)
+        })),
+    }
+}
+
+/// Handles one request frame (without its size prefix).
+pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
+    let raw_key = i16::from_be_bytes([body[0], body[1]]);
+    let version = i16::from_be_bytes([body[2], body[3]]);
+    let Ok(api_key) = ApiKey::try_from(raw_key) else {
+        return Reply::close(format!("unknown API key {raw_key}"));
+    };
+    let header_version = api_key.request_header_version(version);
+    let header = match RequestHeader::decode(&mut body, header_version) {
+        Ok(h) => h,
+        Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request header: {e}")),
+    };
+    let correlation_id = header.correlation_id;
+    let Some(range) = versions::supported(api_key) else {
+        return Reply::close(format!("{api_key:?} (key {raw_key}) is not supported by semel"));
+    };
+    if version < range.min || version > range.max {
+        if api_key == ApiKey::ApiVersions {
+            // Kafka answers an unknown ApiVersions version with a v0 body listing what it
+            // supports, so the client can retry with a version both sides know.
+            let response = handlers::api_versions::unsupported_version();
+            return Reply::Ready(frame(api_key, 0, correlation_id, &response));
+        }
+        return Reply::close(format!("{api_key:?} v{version} is not supported (supported: v{}-v{})", range.min, range.max));
+    }
+    if api_key == ApiKey::Produce && version < PRODUCE_MIN_DECODABLE {
+        return Reply::close(format!("Produce v{version} is not supported: Kafka 4 removed v0-v2 (KIP-896)"));
+    }
+    let ctx = RequestContext { state: Arc::clone(state), version, header };
+
+    macro_rules! route {
+        ($($api:ident => $request:ty => $handler:path),* $(,)?) => {
+            match api_key {
+                $(ApiKey::$api => {
+                    let request = match <$request>::decode(&mut body, version) {
+                        Ok(r) => r,
+                        Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request: {e}")),
+                    };
+                    finish(api_key, version, correlation_id, $handler(&ctx, request).await)
+                })*
+                other => Reply::close(format!("{other:?} has no handler")),
+            }
+        };
+    }
+
+    route! {
+        ApiVersions => m::ApiVersionsRequest => handlers::api_versions::handle,
+        Metadata => m::MetadataRequest => handlers::metadata::handle,
+        Produce => m::ProduceRequest => handlers::produce::handle,
+        Fetch => m::FetchRequest => handlers::fetch::handle,
+        ListOffsets => m::ListOffsetsRequest => handlers::list_offsets::handle,
+        OffsetForLeaderEpoch => m::OffsetForLeaderEpochRequest => handlers::list_offsets::offset_for_leader_epoch,
+        CreateTopics => m::CreateTopicsRequest => handlers::topics::create_topics,
+        DeleteTopics => m::DeleteTopicsRequest => handlers::topics::delete_topics,
+        CreatePartitions => m::CreatePartitionsRequest => handlers::topics::create_partitions,
+        DeleteRecords => m::DeleteRecordsRequest => handlers::topics::delete_records,
+        DescribeConfigs => m::DescribeConfigsRequest => handlers::configs::describe_configs,
+        AlterConfigs => m::AlterConfigsRequest => handlers::configs::alter_configs,
+        IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest => handlers::configs::incremental_alter_configs,
+        DescribeCluster => m::DescribeClusterRequest => handlers::metadata::describe_cluster,
+    }
+}

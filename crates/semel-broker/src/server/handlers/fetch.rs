@@ -1,0 +1,159 @@
+//! Fetch (1): whole batches from below the high watermark, straight from the segment files,
+//! with long polling (max_wait_ms / min_bytes) woken by appends.
+//!
+//! Fetch sessions (KIP-227) are declined: every answer has session id 0, which tells clients
+//! to send full fetch requests; that is allowed by the protocol and costs only request size.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use uuid::Uuid;
+
+use super::{code, NONE};
+use crate::metadata::Topic;
+use crate::server::dispatch::{RequestContext, Response};
+use crate::storage::log::ReadOutcome;
+
+/// One requested partition, resolved once.
+struct Wanted {
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    current_leader_epoch: i32,
+}
+
+struct WantedTopic {
+    name: TopicName,
+    id: Uuid,
+    topic: Option<Arc<Topic>>,
+    unknown_error: i16,
+    partitions: Vec<Wanted>,
+}
+
+pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Response<FetchResponse> {
+    let state = Arc::clone(&ctx.state);
+    let version = ctx.version;
+    if version >= 7 && request.session_id != 0 {
+        return Response::Now(FetchResponse::default().with_error_code(code(ResponseError::FetchSessionIdNotFound)).with_session_id(0));
+    }
+    let by_id = version >= 13;
+    let topics: Vec<WantedTopic> = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let (topic, unknown_error) = if by_id {
+                (state.metadata.topic_by_id(&t.topic_id), code(ResponseError::UnknownTopicId))
+            } else {
+                (state.metadata.topic(&t.topic), code(ResponseError::UnknownTopicOrPartition))
+            };
+            WantedTopic {
+                name: t.topic,
+                id: t.topic_id,
+                topic,
+                unknown_error,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| Wanted { partition: p.partition, fetch_offset: p.fetch_offset, partition_max_bytes: p.partition_max_bytes, current_leader_epoch: p.current_leader_epoch })
+                    .collect(),
+            }
+        })
+        .collect();
+    let read_committed = request.isolation_level == 1;
+    let max_bytes = request.max_bytes.max(0) as usize;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0).min(state.config.fetch_max_wait_ms));
+
+    Response::Later(Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut arrivals = state.data_arrived.subscribe();
+        let mut shutdown = state.shutdown.clone();
+        loop {
+            // Mark the current version seen before reading, so an append after the read wakes us.
+            arrivals.borrow_and_update();
+            let (response, bytes, has_error) = read_once(&topics, by_id, read_committed, max_bytes);
+            let stopping = *shutdown.borrow();
+            if bytes >= min_bytes || has_error || stopping || tokio::time::Instant::now() >= deadline {
+                return response;
+            }
+            tokio::select! {
+                changed = arrivals.changed() => if changed.is_err() { return response },
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }))
+}
+
+fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_bytes: usize) -> (FetchResponse, usize, bool) {
+    let mut total = 0usize;
+    let mut has_error = false;
+    let mut responses = Vec::with_capacity(topics.len());
+    for wanted in topics {
+        let mut partitions = Vec::with_capacity(wanted.partitions.len());
+        for p in &wanted.partitions {
+            let mut data = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1)
+                .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
+                .with_records(Some(Bytes::new()));
+            let Some(partition) = wanted.topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                has_error = true;
+                partitions.push(data.with_error_code(if wanted.topic.is_some() { code(ResponseError::UnknownTopicOrPartition) } else { wanted.unknown_error }));
+                continue;
+            };
+            // semel's only leader epoch is 0.
+            if p.current_leader_epoch > 0 {
+                has_error = true;
+                partitions.push(data.with_error_code(code(ResponseError::UnknownLeaderEpoch)));
+                continue;
+            }
+            let high_watermark = partition.high_watermark();
+            let log_start = partition.log_start_offset();
+            // Without transactions the last stable offset is the high watermark.
+            data = data.with_high_watermark(high_watermark).with_last_stable_offset(high_watermark).with_log_start_offset(log_start);
+            if read_committed {
+                data = data.with_aborted_transactions(Some(Vec::new()));
+            }
+            let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let min_one_batch = total == 0;
+            if budget == 0 && !min_one_batch {
+                partitions.push(data.with_error_code(NONE));
+                continue;
+            }
+            match partition.read(p.fetch_offset, budget, min_one_batch) {
+                Ok(ReadOutcome::Data(slice)) => match slice.read() {
+                    Ok(bytes) => {
+                        total += bytes.len();
+                        partitions.push(data.with_error_code(NONE).with_records(Some(Bytes::from(bytes))));
+                    }
+                    Err(e) => {
+                        partition.health().fail("read", &e);
+                        has_error = true;
+                        partitions.push(data.with_error_code(code(ResponseError::KafkaStorageError)));
+                    }
+                },
+                Ok(ReadOutcome::Empty) => partitions.push(data.with_error_code(NONE)),
+                Ok(ReadOutcome::OutOfRange) => {
+                    has_error = true;
+                    partitions.push(data.with_error_code(code(ResponseError::OffsetOutOfRange)));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fetch read failed");
+                    has_error = true;
+                    partitions.push(data.with_error_code(code(ResponseError::KafkaStorageError)));
+                }
+            }
+        }
+        let mut topic = FetchableTopicResponse::default().with_partitions(partitions);
+        topic = if by_id { topic.with_topic_id(wanted.id) } else { topic.with_topic(wanted.name.clone()) };
+        responses.push(topic);
+    }
+    (FetchResponse::default().with_error_code(NONE).with_session_id(0).with_responses(responses), total, has_error)
+}

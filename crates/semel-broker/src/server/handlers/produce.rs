@@ -1,0 +1,143 @@
+//! Produce (0): validate and append each partition's batches in request order, then answer
+//! according to acks: 0 never, 1 after the write, -1 after an fsync covers the write.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use super::{append_error_code, code, text, NONE};
+use crate::server::dispatch::{RequestContext, Response};
+use crate::storage::Partition;
+
+/// A partition's answer, with what is still needed to complete it.
+struct Pending {
+    response: PartitionProduceResponse,
+    /// Partition and end offset to make durable before answering acks=-1.
+    flush: Option<(Arc<Partition>, i64)>,
+}
+
+fn partition_error(index: i32, error: i16, message: Option<String>) -> Pending {
+    Pending {
+        response: PartitionProduceResponse::default()
+            .with_index(index)
+            .with_error_code(error)
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1)
+            .with_error_message(message.map(text)),
+        flush: None,
+    }
+}
+
+pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Response<ProduceResponse> {
+    let state = &ctx.state;
+    let acks = request.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let now = crate::now_ms();
+    let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)> = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.to_string();
+        let topic = state.metadata.topic(&name);
+        let settings = topic.as_ref().map(|t| t.settings(state.metadata.defaults()));
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let index = data.index;
+            if !valid_acks {
+                partitions.push(partition_error(index, code(ResponseError::InvalidRequiredAcks), None));
+                continue;
+            }
+            let (Some(topic), Some(settings)) = (&topic, &settings) else {
+                partitions.push(partition_error(index, code(ResponseError::UnknownTopicOrPartition), None));
+                continue;
+            };
+            let Some(partition) = topic.partition(index) else {
+                partitions.push(partition_error(index, code(ResponseError::UnknownTopicOrPartition), None));
+                continue;
+            };
+            let Some(records) = data.records else {
+                partitions.push(partition_error(index, code(ResponseError::InvalidRecord), Some("no records".into())));
+                continue;
+            };
+            if request.transactional_id.is_some() || has_producer_id(&records) {
+                // Idempotent and transactional producers need producer state, which semel does
+                // not keep yet; writing their batches without it would break their guarantee.
+                partitions.push(partition_error(
+                    index,
+                    code(ResponseError::InvalidProducerIdMapping),
+                    Some("idempotent and transactional produce are not supported yet".into()),
+                ));
+                continue;
+            }
+            match partition.append(&records, settings, now) {
+                Ok(info) => {
+                    let needs_flush = partition.needs_flush_after_append();
+                    let response = PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_error_code(NONE)
+                        .with_base_offset(info.base_offset)
+                        .with_log_append_time_ms(info.log_append_time_ms)
+                        .with_log_start_offset(partition.log_start_offset());
+                    let flush = needs_flush.then(|| (Arc::clone(partition), info.next_offset));
+                    partitions.push(Pending { response, flush });
+                }
+                Err(error) => {
+                    tracing::debug!(topic = %name, partition = index, %error, "produce refused");
+                    partitions.push(partition_error(index, append_error_code(&error), Some(error.to_string())));
+                }
+            }
+        }
+        topics.push((topic_data.name, partitions));
+    }
+
+    if acks != -1 {
+        // Start the flushes in the background: they advance the high watermark in the default
+        // durable mode, so consumers see acks=0/1 data once it is on disk.
+        for (_, partitions) in &topics {
+            for pending in partitions {
+                if let Some((partition, end)) = &pending.flush {
+                    let (partition, end) = (Arc::clone(partition), *end);
+                    tokio::spawn(async move {
+                        let _ = partition.flush_to(end).await;
+                    });
+                }
+            }
+        }
+        if acks == 0 {
+            return Response::None;
+        }
+        return Response::Now(assemble(topics));
+    }
+    if topics.iter().all(|(_, ps)| ps.iter().all(|p| p.flush.is_none())) {
+        return Response::Now(assemble(topics));
+    }
+    Response::Later(Box::pin(async move {
+        for (_, partitions) in &mut topics {
+            for pending in partitions.iter_mut() {
+                if let Some((partition, end)) = pending.flush.take() {
+                    if let Err(error) = partition.flush_to(end).await {
+                        let index = pending.response.index;
+                        *pending = partition_error(index, append_error_code(&error), Some(error.to_string()));
+                    }
+                }
+            }
+        }
+        assemble(topics)
+    }))
+}
+
+fn assemble(topics: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)>) -> ProduceResponse {
+    let responses = topics
+        .into_iter()
+        .map(|(name, partitions)| TopicProduceResponse::default().with_name(name).with_partition_responses(partitions.into_iter().map(|p| p.response).collect()))
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// Whether any batch carries a producer id (idempotent or transactional).
+fn has_producer_id(records: &[u8]) -> bool {
+    crate::storage::batch::split_batches(records)
+        .map(|batches| batches.iter().any(|b| crate::storage::batch::BatchHeader::parse(b).is_ok_and(|h| h.has_producer_id())))
+        .unwrap_or(false)
+}

@@ -1,0 +1,43 @@
+//! The API versions semel implements. ApiVersions advertises exactly this table and dispatch
+//! refuses anything outside it, so the two cannot disagree.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One API and the inclusive version range semel implements.
+#[derive(Debug, Clone, Copy)]
+pub struct Supported {
+    pub key: ApiKey,
+    pub min: i16,
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> Supported {
+    Supported { key, min, max }
+}
+
+/// Produce is listed from version 0 although versions 0-2 are refused: released librdkafka
+/// stops compressing unless the minimum is 0 (KAFKA-18659; Kafka 4 does the same). Produce
+/// stops at 11: version 12 is for transaction version 2 (KIP-890 part 2) and 13 for topic ids.
+pub const PRODUCE_MIN_DECODABLE: i16 = 3;
+
+pub static SUPPORTED: &[Supported] = &[
+    api(ApiKey::Produce, 0, 11),
+    api(ApiKey::Fetch, 4, 16),
+    api(ApiKey::ListOffsets, 1, 7),
+    api(ApiKey::Metadata, 0, 12),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
+    api(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The supported range of an API, if semel implements it.
+pub fn supported(key: ApiKey) -> Option<Supported> {
+    SUPPORTED.iter().copied().find(|s| s.key == key)
+}

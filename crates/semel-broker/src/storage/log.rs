@@ -1,0 +1,289 @@
+//! A partition's log: an ordered set of segments, the log start offset and the log end offset.
+//! Appends go to the active (last) segment, which is rolled by size and age; retention deletes
+//! whole segments from the front.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::batch::BatchHeader;
+use super::segment::{FileSlice, Segment, TruncatedTail};
+
+/// Settings a log reads at each operation (a topic's configs can change at run time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LogSettings {
+    pub(crate) segment_bytes: u64,
+    pub(crate) segment_ms: i64,
+    pub(crate) retention_ms: i64,
+    pub(crate) retention_bytes: i64,
+    pub(crate) index_interval_bytes: u64,
+}
+
+/// A partition log. Not thread-safe: the owning partition keeps it behind a mutex.
+#[derive(Debug)]
+pub(crate) struct Log {
+    dir: PathBuf,
+    segments: BTreeMap<i64, Segment>,
+    pub(crate) log_start_offset: i64,
+}
+
+/// What start-up recovery found.
+#[derive(Debug, Default)]
+pub(crate) struct RecoveryReport {
+    pub(crate) truncated: Vec<(i64, TruncatedTail)>,
+    pub(crate) deleted_segments_after_corruption: usize,
+}
+
+/// Result of a read.
+#[derive(Debug)]
+pub(crate) enum ReadOutcome {
+    Data(FileSlice),
+    /// The offset is valid but no batch lies below the upper bound.
+    Empty,
+    OutOfRange,
+}
+
+impl Log {
+    /// Opens (or creates) the log in `dir`. Segments whose data lies wholly below
+    /// `recovery_point` are trusted; the rest are checked batch by batch.
+    pub(crate) fn open(dir: &Path, recovery_point: i64, log_start_checkpoint: i64, settings: &LogSettings) -> io::Result<(Self, RecoveryReport)> {
+        std::fs::create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            } else if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(dir.join(&*name));
+            }
+        }
+        bases.sort_unstable();
+        let mut report = RecoveryReport::default();
+        let mut segments = BTreeMap::new();
+        let mut corrupted_at = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if let Some(end) = corrupted_at {
+                // Everything after a corrupt batch is dropped, as Kafka does.
+                let _ = end;
+                let (segment, _) = Segment::open(dir, base, true, settings.index_interval_bytes)?;
+                segment.delete_files()?;
+                report.deleted_segments_after_corruption += 1;
+                continue;
+            }
+            let next_base = bases.get(i + 1).copied();
+            let trust = next_base.is_some_and(|next| next <= recovery_point);
+            let (segment, tail) = Segment::open(dir, base, trust, settings.index_interval_bytes)?;
+            if let Some(tail) = tail {
+                corrupted_at = Some(segment.next_offset);
+                report.truncated.push((base, tail));
+            }
+            segments.insert(base, segment);
+        }
+        // An empty segment that is not the last one carries nothing; an empty log gets one
+        // segment starting at the log start offset.
+        let mut log = Self { dir: dir.to_path_buf(), segments, log_start_offset: 0 };
+        if log.segments.is_empty() {
+            let base = log_start_checkpoint.max(0);
+            log.segments.insert(base, Segment::create(dir, base)?);
+        }
+        let first_base = *log.segments.keys().next().expect("one segment");
+        log.log_start_offset = log_start_checkpoint.max(first_base).min(log.log_end_offset());
+        Ok((log, report))
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub(crate) fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.values().next_back().expect("a log always has a segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.values_mut().next_back().expect("a log always has a segment")
+    }
+
+    pub(crate) fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size).sum()
+    }
+
+    pub(crate) fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Rolls the active segment if adding `incoming` bytes would pass `segment.bytes` or it is
+    /// older than `segment.ms`. The sealed segment is fsynced and its indexes written first.
+    fn maybe_roll(&mut self, incoming: u64, now_ms: i64, settings: &LogSettings) -> io::Result<()> {
+        let active = self.active();
+        if active.size == 0 {
+            return Ok(());
+        }
+        let too_big = active.size + incoming > settings.segment_bytes;
+        let too_old = active.first_append_ms >= 0 && now_ms - active.first_append_ms >= settings.segment_ms;
+        if !(too_big || too_old) {
+            return Ok(());
+        }
+        self.roll()
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset.
+    pub(crate) fn roll(&mut self) -> io::Result<()> {
+        let base = self.log_end_offset();
+        let active = self.active_mut();
+        if active.base_offset == base {
+            return Ok(()); // nothing in it
+        }
+        active.file.sync_data()?;
+        active.persist_indexes()?;
+        let segment = Segment::create(&self.dir, base)?;
+        tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
+        self.segments.insert(base, segment);
+        Ok(())
+    }
+
+    /// Appends batches whose offsets are already assigned (contiguous from the log end offset).
+    pub(crate) fn append(&mut self, bytes: &[u8], batches: &[(BatchHeader, usize)], now_ms: i64, settings: &LogSettings) -> io::Result<()> {
+        debug_assert_eq!(batches.first().map(|b| b.0.base_offset), Some(self.log_end_offset()));
+        self.maybe_roll(bytes.len() as u64, now_ms, settings)?;
+        self.active_mut().append(bytes, batches, now_ms, settings.index_interval_bytes)
+    }
+
+    /// The file handle of the active segment, for fsync outside the lock.
+    pub(crate) fn active_file(&self) -> std::sync::Arc<std::fs::File> {
+        std::sync::Arc::clone(&self.active().file)
+    }
+
+    /// Reads from `offset`: whole batches up to `max_bytes` (at least one when
+    /// `min_one_batch`), none at or past `upper_offset`.
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize, upper_offset: i64, min_one_batch: bool) -> io::Result<ReadOutcome> {
+        if offset < self.log_start_offset || offset > self.log_end_offset() {
+            return Ok(ReadOutcome::OutOfRange);
+        }
+        if offset >= upper_offset {
+            return Ok(ReadOutcome::Empty);
+        }
+        // Start in the segment holding `offset`; move on if it has nothing at or after it
+        // (its tail batches may have been below the offset).
+        for (_, segment) in self.segments.range(..=offset).next_back().into_iter().chain(self.segments.range(offset + 1..)) {
+            if let Some(slice) = segment.read(offset, max_bytes, upper_offset, min_one_batch)? {
+                return Ok(ReadOutcome::Data(slice));
+            }
+        }
+        Ok(ReadOutcome::Empty)
+    }
+
+    /// The offset of the first record with a timestamp at or after `target`, and that
+    /// timestamp; `None` when every record is older.
+    pub(crate) fn offset_for_timestamp(&self, target: i64) -> io::Result<Option<(i64, i64)>> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp < target {
+                continue;
+            }
+            let Some((mut position, mut header)) = segment.find_by_timestamp(target)? else { continue };
+            loop {
+                let batch = segment.read_batch(position, &header)?;
+                let found = super::batch::first_offset_with_timestamp(&batch, target).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                if let Some((offset, timestamp)) = found {
+                    if offset >= self.log_start_offset {
+                        return Ok(Some((offset, timestamp)));
+                    }
+                }
+                position += header.total_size() as u64;
+                match segment.find_batch(header.next_offset())? {
+                    Some((p, h)) if p == position => header = h,
+                    _ => break,
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub(crate) fn offset_of_max_timestamp(&self) -> io::Result<Option<(i64, i64)>> {
+        let Some(segment) = self.segments.values().filter(|s| s.size > 0).max_by_key(|s| s.max_timestamp) else {
+            return Ok(None);
+        };
+        let Some((position, header)) = segment.find_batch(segment.max_timestamp_batch_offset)? else { return Ok(None) };
+        let batch = segment.read_batch(position, &header)?;
+        let found = super::batch::offset_of_max_timestamp(&batch).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        Ok(Some(found))
+    }
+
+    /// Moves the log start offset forward (DeleteRecords) and deletes segments wholly below it.
+    pub(crate) fn advance_log_start(&mut self, offset: i64) -> io::Result<usize> {
+        if offset <= self.log_start_offset {
+            return Ok(0);
+        }
+        self.log_start_offset = offset.min(self.log_end_offset());
+        self.delete_segments_below(self.log_start_offset)
+    }
+
+    /// Deletes segments whose every offset is below `offset`; the active segment stays.
+    fn delete_segments_below(&mut self, offset: i64) -> io::Result<usize> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let (&base, first) = self.segments.iter().next().expect("non-empty");
+            if first.next_offset > offset {
+                break;
+            }
+            first.delete_files()?;
+            self.segments.remove(&base);
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Applies retention: deletes the oldest segments past `retention.ms` or while the log is
+    /// larger than `retention.bytes`. The active segment is rolled first when it has expired
+    /// too, as Kafka does. Returns the number of segments deleted.
+    pub(crate) fn apply_retention(&mut self, now_ms: i64, settings: &LogSettings) -> io::Result<usize> {
+        let mut deleted = 0;
+        if settings.retention_ms >= 0 {
+            let expired = |s: &Segment| s.size > 0 && s.max_timestamp >= 0 && now_ms - s.max_timestamp > settings.retention_ms;
+            if expired(self.active()) {
+                self.roll()?;
+            }
+            while self.segments.len() > 1 {
+                let first = self.segments.values().next().expect("non-empty");
+                if !expired(first) {
+                    break;
+                }
+                let next = first.next_offset;
+                self.log_start_offset = self.log_start_offset.max(next);
+                deleted += self.delete_segments_below(next)?;
+            }
+        }
+        if settings.retention_bytes >= 0 {
+            while self.segments.len() > 1 {
+                let first = self.segments.values().next().expect("non-empty");
+                if self.size_bytes() - first.size < settings.retention_bytes as u64 {
+                    break;
+                }
+                let next = first.next_offset;
+                self.log_start_offset = self.log_start_offset.max(next);
+                deleted += self.delete_segments_below(next)?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Writes the active segment's indexes (clean shutdown).
+    pub(crate) fn persist_indexes(&mut self) -> io::Result<()> {
+        for segment in self.segments.values_mut() {
+            segment.persist_indexes()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every file of the log, then the directory.
+    pub(crate) fn delete(self) -> io::Result<()> {
+        std::fs::remove_dir_all(&self.dir)
+    }
+}

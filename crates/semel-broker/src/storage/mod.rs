@@ -1,0 +1,10 @@
+//! Storage: record batches, segments with their indexes, partition logs, recovery and
+//! retention. `io` is the only module that decides how bytes become durable.
+
+pub mod batch;
+pub mod io;
+pub(crate) mod log;
+pub mod partition;
+pub(crate) mod segment;
+
+pub use partition::{AppendError, AppendInfo, Partition};

@@ -1,0 +1,268 @@
+//! A partition replica on this broker: its log plus durability (group commit) and the high
+//! watermark that readers see.
+//!
+//! Durability: with the default `flush_interval_messages = 1` the high watermark is the flushed
+//! offset. A produce with acks=-1 is answered once an fsync covers its batches; every waiter
+//! queued while one fsync runs is covered by the next single fsync (group commit). Consumers
+//! never see data that a crash could take back. Partitions flush independently.
+
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::batch::{self, BatchError, BatchHeader};
+use super::io::LogDirHealth;
+use super::log::{Log, LogSettings, ReadOutcome};
+
+/// Why an append failed. Mapped to Kafka error codes at the protocol edge.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error(transparent)]
+    Batch(#[from] BatchError),
+    #[error("record batch of {size} bytes exceeds max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("the log directory is offline after an I/O error")]
+    Offline,
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What a successful append assigned.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    /// Offset after the last appended record.
+    pub next_offset: i64,
+    /// The append time stamped on the batches, or -1 for CreateTime topics.
+    pub log_append_time_ms: i64,
+}
+
+/// Per-append settings taken from the topic's configs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AppendSettings {
+    pub(crate) log: LogSettings,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) log_append_time: bool,
+}
+
+/// How appends become durable, from the broker config.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlushPolicy {
+    /// 1: every acknowledged write is fsynced first. N > 1: fsync after N messages (or by the
+    /// periodic flusher), and the high watermark follows the log end offset.
+    pub(crate) interval_messages: u64,
+}
+
+/// A partition. Thread-safe: the log sits behind a std mutex held only for in-memory work and
+/// positional writes (never across an await or an fsync); fsyncs are serialised by an async
+/// mutex so that one runs at a time per partition and covers every write before it.
+#[derive(Debug)]
+pub struct Partition {
+    pub(crate) topic: String,
+    pub(crate) index: i32,
+    log: Mutex<Log>,
+    /// Offsets below this are visible to consumers.
+    high_watermark: AtomicI64,
+    /// Offsets below this are on disk.
+    flushed_offset: AtomicI64,
+    unflushed_messages: AtomicU64,
+    flush_lock: tokio::sync::Mutex<()>,
+    health: Arc<LogDirHealth>,
+    policy: FlushPolicy,
+    /// Bumped whenever the high watermark moves, to wake long-polling fetches.
+    data_arrived: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Partition {
+    pub(crate) fn new(topic: String, index: i32, log: Log, health: Arc<LogDirHealth>, policy: FlushPolicy, data_arrived: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
+        let end = log.log_end_offset();
+        Self {
+            topic,
+            index,
+            log: Mutex::new(log),
+            // Everything recovered from disk was checked and is treated as durable.
+            high_watermark: AtomicI64::new(end),
+            flushed_offset: AtomicI64::new(end),
+            unflushed_messages: AtomicU64::new(0),
+            flush_lock: tokio::sync::Mutex::new(()),
+            health,
+            policy,
+            data_arrived,
+        }
+    }
+
+    pub(crate) fn lock_log(&self) -> MutexGuard<'_, Log> {
+        // A panic while holding the lock is a bug; the log's state is still consistent
+        // because every mutation is completed before the lock is released.
+        self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.lock_log().log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.lock_log().log_end_offset()
+    }
+
+    fn is_durable_mode(&self) -> bool {
+        self.policy.interval_messages <= 1
+    }
+
+    fn advance_high_watermark(&self, offset: i64) {
+        if self.high_watermark.fetch_max(offset, Ordering::AcqRel) < offset {
+            self.data_arrived.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    /// Validates and appends the batches of one produce request. Validation happens before
+    /// anything is written, so a refused request leaves the log untouched.
+    pub(crate) fn append(&self, records: &[u8], settings: &AppendSettings, now_ms: i64) -> Result<AppendInfo, AppendError> {
+        if self.health.is_offline() {
+            return Err(AppendError::Offline);
+        }
+        let slices = batch::split_batches(records)?;
+        if slices.is_empty() {
+            return Err(BatchError::Invalid("produce request without record batches".into()).into());
+        }
+        let mut headers = Vec::with_capacity(slices.len());
+        let mut at = 0usize;
+        for slice in &slices {
+            if slice.len() > settings.max_message_bytes {
+                return Err(AppendError::MessageTooLarge { size: slice.len(), max: settings.max_message_bytes });
+            }
+            let header = batch::check_framing_and_crc(slice)?;
+            batch::validate_records(slice, &header)?;
+            headers.push((header, at));
+            at += slice.len();
+        }
+        let mut bytes = records.to_vec();
+        let message_count: u64 = headers.iter().map(|(h, _)| h.records_count as u64).sum();
+
+        let mut log = self.lock_log();
+        if self.health.is_offline() {
+            return Err(AppendError::Offline);
+        }
+        let base_offset = log.log_end_offset();
+        let mut next = base_offset;
+        for (header, at) in &mut headers {
+            let slice = &mut bytes[*at..*at + header.total_size()];
+            batch::assign_offset(slice, next, 0);
+            if settings.log_append_time {
+                batch::set_log_append_time(slice, now_ms);
+            }
+            *header = BatchHeader::parse(slice)?;
+            next = header.next_offset();
+        }
+        if let Err(error) = log.append(&bytes, &headers, now_ms, &settings.log) {
+            self.health.fail("append", &error);
+            return Err(AppendError::Io(error));
+        }
+        drop(log);
+
+        if !self.is_durable_mode() {
+            self.advance_high_watermark(next);
+        }
+        self.unflushed_messages.fetch_add(message_count, Ordering::AcqRel);
+        Ok(AppendInfo { base_offset, next_offset: next, log_append_time_ms: if settings.log_append_time { now_ms } else { -1 } })
+    }
+
+    /// Whether an append of `info` should wait for an fsync before it is acknowledged with
+    /// acks=-1, or at least trigger one.
+    pub(crate) fn needs_flush_after_append(&self) -> bool {
+        self.is_durable_mode() || self.unflushed_messages.load(Ordering::Acquire) >= self.policy.interval_messages
+    }
+
+    /// Makes every offset below `end` durable, sharing fsyncs between concurrent callers.
+    pub(crate) async fn flush_to(&self, end: i64) -> Result<(), AppendError> {
+        loop {
+            if self.flushed_offset.load(Ordering::Acquire) >= end {
+                return Ok(());
+            }
+            let _turn = self.flush_lock.lock().await;
+            if self.flushed_offset.load(Ordering::Acquire) >= end {
+                return Ok(());
+            }
+            self.flush_now().await?;
+        }
+    }
+
+    /// One fsync of the active segment (a roll has already synced the sealed ones), covering
+    /// everything written before it started. Caller holds `flush_lock`, or accepts overlap.
+    async fn flush_now(&self) -> Result<(), AppendError> {
+        if self.health.is_offline() {
+            return Err(AppendError::Offline);
+        }
+        let (file, end) = {
+            let log = self.lock_log();
+            (log.active_file(), log.log_end_offset())
+        };
+        self.unflushed_messages.store(0, Ordering::Release);
+        let result = tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(io::Error::other).and_then(|r| r);
+        if let Err(error) = result {
+            self.health.fail("fsync", &error);
+            return Err(AppendError::Io(error));
+        }
+        self.flushed_offset.fetch_max(end, Ordering::AcqRel);
+        if self.is_durable_mode() {
+            self.advance_high_watermark(end);
+        }
+        Ok(())
+    }
+
+    /// Flushes whatever is unflushed (periodic flusher, shutdown).
+    pub(crate) async fn flush_all(&self) -> Result<(), AppendError> {
+        let end = self.log_end_offset();
+        self.flush_to(end).await
+    }
+
+    /// Reads for a fetch: only below the high watermark (`upper`, lowered by the caller for
+    /// read_committed later).
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> io::Result<ReadOutcome> {
+        let upper = self.high_watermark();
+        self.lock_log().read(offset, max_bytes, upper, min_one_batch)
+    }
+
+    /// Moves the log start offset (DeleteRecords). `offset` -1 means the high watermark.
+    pub(crate) fn delete_records(&self, offset: i64) -> Result<i64, DeleteRecordsError> {
+        let high_watermark = self.high_watermark();
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(DeleteRecordsError::OffsetOutOfRange);
+        }
+        let mut log = self.lock_log();
+        log.advance_log_start(target).map_err(|e| {
+            self.health.fail("delete segments", &e);
+            DeleteRecordsError::Io(e)
+        })?;
+        Ok(log.log_start_offset)
+    }
+
+    /// Applies retention; returns the number of segments deleted.
+    pub(crate) fn apply_retention(&self, now_ms: i64, settings: &LogSettings) -> io::Result<usize> {
+        self.lock_log().apply_retention(now_ms, settings)
+    }
+
+    pub(crate) fn health(&self) -> &LogDirHealth {
+        &self.health
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DeleteRecordsError {
+    #[error("offset is out of range")]
+    OffsetOutOfRange,
+    #[error("I/O error: {0}")]
+    Io(io::Error),
+}
+
+impl Partition {
+    /// Offsets below this are on disk.
+    pub fn flushed_offset(&self) -> i64 {
+        self.flushed_offset.load(Ordering::Acquire)
+    }
+}
