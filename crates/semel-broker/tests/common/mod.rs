@@ -2,6 +2,8 @@
 //! rdkafka helpers.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -118,9 +118,8 @@ fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_byte
             let log_start = partition.log_start_offset();
             // Without transactions the last stable offset is the high watermark.
             data = data.with_high_watermark(high_watermark).with_last_stable_offset(high_watermark).with_log_start_offset(log_start);
-            if read_committed {
-                data = data.with_aborted_transactions(Some(Vec::new()));
-            }
+            // Only read_committed answers carry the aborted list (franz-go#758).
+            data = data.with_aborted_transactions(read_committed.then(Vec::new));
             let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let min_one_batch = total == 0;
             if budget == 0 && !min_one_batch {
