@@ -69,19 +69,10 @@ impl Broker {
         }
         let (advertised_host, advertised_port) = config.advertised_host_port();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let state = Arc::new(BrokerState {
-            config,
-            metadata,
-            health,
-            data_arrived,
-            shutdown: shutdown_rx,
-            advertised_host,
-            advertised_port,
-        });
-        let tasks = vec![
-            tokio::spawn(crate::server::accept_loop(listener, Arc::clone(&state))),
-            tokio::spawn(background_loop(Arc::clone(&state))),
-        ];
+        let state =
+            Arc::new(BrokerState { config, metadata, health, data_arrived, shutdown: shutdown_rx, advertised_host, advertised_port });
+        let tasks =
+            vec![tokio::spawn(crate::server::accept_loop(listener, Arc::clone(&state))), tokio::spawn(background_loop(Arc::clone(&state)))];
         Ok(Self { state, local_addr, shutdown_tx, tasks })
     }
 

@@ -182,7 +182,8 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults() {
-        let config: BrokerConfig = toml::from_str("listen = \"127.0.0.1:19092\"\nnum_partitions = 3\n[log]\nsegment_bytes = 4096\n").expect("toml");
+        let config: BrokerConfig =
+            toml::from_str("listen = \"127.0.0.1:19092\"\nnum_partitions = 3\n[log]\nsegment_bytes = 4096\n").expect("toml");
         assert_eq!(config.listen.port(), 19092);
         assert_eq!(config.num_partitions, 3);
         assert_eq!(config.log.segment_bytes, 4096);

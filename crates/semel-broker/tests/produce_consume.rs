@@ -29,6 +29,31 @@ async fn round_trip(codec: &str) {
             assert_eq!(key, expected, "codec {codec}: partition {partition} key {i}");
         }
     }
+    // Batches are stored as the client compressed them.
+    let expected_codec = ["none", "gzip", "snappy", "lz4", "zstd"].iter().position(|c| *c == codec).expect("codec") as i16;
+    let (mut with_codec, mut total) = (0usize, 0usize);
+    for partition in 0..partitions {
+        for entry in std::fs::read_dir(broker.dir.join(format!("{topic}-{partition}"))).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "log") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("segment");
+            let mut at = 0;
+            while at + 61 <= bytes.len() {
+                let length = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().expect("4")) as usize;
+                let attributes = i16::from_be_bytes(bytes[at + 21..at + 23].try_into().expect("2"));
+                let records = i32::from_be_bytes(bytes[at + 57..at + 61].try_into().expect("4")) as usize;
+                total += records;
+                if attributes & 0x7 == expected_codec {
+                    with_codec += records;
+                }
+                at += 12 + length;
+            }
+        }
+    }
+    assert_eq!(total, count);
+    assert!(with_codec * 10 >= total * 9, "codec {codec}: only {with_codec} of {total} records are stored with it");
     broker.broker.expect("running").shutdown().await;
 }
 

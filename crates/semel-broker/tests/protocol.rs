@@ -44,7 +44,8 @@ fn batch(values: &[&str], timestamp: i64) -> Bytes {
 }
 
 async fn create(client: &mut RawClient, topic: CreatableTopic) -> i16 {
-    let response: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5000)).await;
+    let response: CreateTopicsResponse =
+        client.call(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5000)).await;
     response.topics[0].error_code
 }
 
@@ -60,7 +61,15 @@ async fn produce(client: &mut RawClient, topic: &str, records: Bytes) -> produce
 async fn api_versions_advertises_produce_from_zero_and_answers_unknown_versions_with_v0() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    let response: ApiVersionsResponse = client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default().with_client_software_name(StrBytes::from_static_str("t")).with_client_software_version(StrBytes::from_static_str("1"))).await;
+    let response: ApiVersionsResponse = client
+        .call(
+            ApiKey::ApiVersions,
+            3,
+            &ApiVersionsRequest::default()
+                .with_client_software_name(StrBytes::from_static_str("t"))
+                .with_client_software_version(StrBytes::from_static_str("1")),
+        )
+        .await;
     assert_eq!(response.error_code, 0);
     let produce = response.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).expect("produce listed");
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
@@ -109,13 +118,19 @@ async fn malformed_input_closes_only_that_connection() {
 async fn create_topics_errors_match_kafka() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    let topic = |n: &str, partitions: i32, rf: i16| CreatableTopic::default().with_name(name(n)).with_num_partitions(partitions).with_replication_factor(rf);
+    let topic = |n: &str, partitions: i32, rf: i16| {
+        CreatableTopic::default().with_name(name(n)).with_num_partitions(partitions).with_replication_factor(rf)
+    };
     assert_eq!(create(&mut client, topic("a", 2, 1)).await, 0);
     assert_eq!(create(&mut client, topic("a", 2, 1)).await, 36, "TOPIC_ALREADY_EXISTS");
     assert_eq!(create(&mut client, topic("b", 0, 1)).await, 37, "INVALID_PARTITIONS");
     assert_eq!(create(&mut client, topic("c", 1, 3)).await, 38, "INVALID_REPLICATION_FACTOR");
     assert_eq!(create(&mut client, topic("bad name!", 1, 1)).await, 17, "INVALID_TOPIC_EXCEPTION");
-    let with_config = |k: &str, v: &str| topic("d", 1, 1).with_configs(vec![CreatableTopicConfig::default().with_name(StrBytes::from_string(k.into())).with_value(Some(StrBytes::from_string(v.into())))]);
+    let with_config = |k: &str, v: &str| {
+        topic("d", 1, 1).with_configs(vec![CreatableTopicConfig::default()
+            .with_name(StrBytes::from_string(k.into()))
+            .with_value(Some(StrBytes::from_string(v.into())))])
+    };
     assert_eq!(create(&mut client, with_config("no.such.config", "1")).await, 40, "INVALID_CONFIG");
     assert_eq!(create(&mut client, with_config("retention.ms", "soon")).await, 40, "INVALID_CONFIG");
     assert_eq!(create(&mut client, with_config("retention.ms", "1000")).await, 0);
@@ -125,9 +140,11 @@ async fn create_topics_errors_match_kafka() {
 async fn produce_refuses_corrupt_and_oversized_batches() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    let topic = CreatableTopic::default().with_name(name("p")).with_num_partitions(1).with_replication_factor(1).with_configs(vec![CreatableTopicConfig::default()
-        .with_name(StrBytes::from_static_str("max.message.bytes"))
-        .with_value(Some(StrBytes::from_static_str("2000")))]);
+    let topic = CreatableTopic::default().with_name(name("p")).with_num_partitions(1).with_replication_factor(1).with_configs(vec![
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("max.message.bytes"))
+            .with_value(Some(StrBytes::from_static_str("2000"))),
+    ]);
     assert_eq!(create(&mut client, topic).await, 0);
 
     let good = batch(&["one", "two"], 1_000);
@@ -164,9 +181,11 @@ async fn produce_refuses_corrupt_and_oversized_batches() {
 async fn log_append_time_topics_stamp_batches() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    let topic = CreatableTopic::default().with_name(name("lat")).with_num_partitions(1).with_replication_factor(1).with_configs(vec![CreatableTopicConfig::default()
-        .with_name(StrBytes::from_static_str("message.timestamp.type"))
-        .with_value(Some(StrBytes::from_static_str("LogAppendTime")))]);
+    let topic = CreatableTopic::default().with_name(name("lat")).with_num_partitions(1).with_replication_factor(1).with_configs(vec![
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("message.timestamp.type"))
+            .with_value(Some(StrBytes::from_static_str("LogAppendTime"))),
+    ]);
     assert_eq!(create(&mut client, topic).await, 0);
     let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
     let response = produce(&mut client, "lat", batch(&["a"], 5)).await;
@@ -178,21 +197,32 @@ async fn log_append_time_topics_stamp_batches() {
 async fn fetch_and_list_offsets_answer_at_the_boundaries() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    assert_eq!(create(&mut client, CreatableTopic::default().with_name(name("f")).with_num_partitions(1).with_replication_factor(1)).await, 0);
+    assert_eq!(
+        create(&mut client, CreatableTopic::default().with_name(name("f")).with_num_partitions(1).with_replication_factor(1)).await,
+        0
+    );
     assert_eq!(produce(&mut client, "f", batch(&["a", "b", "c"], 1_000)).await.error_code, 0);
     assert_eq!(produce(&mut client, "f", batch(&["d", "e"], 2_000)).await.base_offset, 3);
 
     let fetch = |offset: i64| {
-        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_isolation_level(0).with_topics(vec![FetchTopic::default()
-            .with_topic(name("f"))
-            .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_partition_max_bytes(1 << 20).with_current_leader_epoch(-1)])])
+        FetchRequest::default().with_max_wait_ms(0).with_min_bytes(1).with_max_bytes(1 << 20).with_isolation_level(0).with_topics(vec![
+            FetchTopic::default().with_topic(name("f")).with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)
+                .with_current_leader_epoch(-1)]),
+        ])
     };
     let response: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch(0)).await;
     let p = &response.responses[0].partitions[0];
     assert_eq!((p.error_code, p.high_watermark, p.log_start_offset), (0, 5, 0));
     assert!(p.aborted_transactions.is_none(), "read_uncommitted gets no aborted list");
     let records = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut p.records.clone().expect("records")).expect("decode");
-    let values: Vec<String> = records.iter().flat_map(|s| s.records.iter()).map(|r| String::from_utf8(r.value.clone().expect("v").to_vec()).expect("utf8")).collect();
+    let values: Vec<String> = records
+        .iter()
+        .flat_map(|s| s.records.iter())
+        .map(|r| String::from_utf8(r.value.clone().expect("v").to_vec()).expect("utf8"))
+        .collect();
     assert_eq!(values, ["a", "b", "c", "d", "e"]);
 
     // Offset 4 is inside the second batch: the whole batch comes back (clients skip ahead).
@@ -209,7 +239,10 @@ async fn fetch_and_list_offsets_answer_at_the_boundaries() {
     let list = |timestamp: i64| {
         ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
             .with_name(name("f"))
-            .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(timestamp).with_current_leader_epoch(-1)])])
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(timestamp)
+                .with_current_leader_epoch(-1)])])
     };
     let mut offsets = Vec::new();
     for ts in [-2, -1, -3, 1_001, 1_500, 2_001, 9_999] {
@@ -231,10 +264,18 @@ async fn long_poll_fetch_wakes_on_produce() {
     let broker = TestBroker::start().await;
     let addr = broker.bootstrap();
     let mut client = RawClient::connect(&addr).await;
-    assert_eq!(create(&mut client, CreatableTopic::default().with_name(name("w")).with_num_partitions(1).with_replication_factor(1)).await, 0);
-    let request = FetchRequest::default().with_max_wait_ms(20_000).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-        .with_topic(name("w"))
-        .with_partitions(vec![FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(1 << 20).with_current_leader_epoch(-1)])]);
+    assert_eq!(
+        create(&mut client, CreatableTopic::default().with_name(name("w")).with_num_partitions(1).with_replication_factor(1)).await,
+        0
+    );
+    let request =
+        FetchRequest::default().with_max_wait_ms(20_000).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
+            .with_topic(name("w"))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)
+                .with_current_leader_epoch(-1)])]);
     let started = std::time::Instant::now();
     let waiter = tokio::spawn(async move {
         let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request).await;
@@ -246,4 +287,126 @@ async fn long_poll_fetch_wakes_on_produce() {
     let response = waiter.await.expect("fetch task");
     assert!(response.responses[0].partitions[0].records.as_ref().is_some_and(|r| !r.is_empty()));
     assert!(started.elapsed() < std::time::Duration::from_secs(15), "woken by the produce, not by max_wait_ms");
+}
+
+/// Every advertised version of the main APIs gets an answer that decodes (the codecs refuse
+/// to encode a field a version lacks, so this catches version-specific fields set by mistake).
+#[tokio::test]
+async fn every_advertised_version_answers() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    assert_eq!(
+        create(&mut client, CreatableTopic::default().with_name(name("v")).with_num_partitions(1).with_replication_factor(1)).await,
+        0
+    );
+    let metadata: MetadataResponse = client
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("v")))])),
+        )
+        .await;
+    let topic_id = metadata.topics[0].topic_id;
+    assert!(!topic_id.is_nil());
+
+    for version in 3..=11 {
+        let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(name("v"))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(batch(&["x"], 1_000)))])]);
+        let response: ProduceResponse = client.call(ApiKey::Produce, version, &request).await;
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0, "Produce v{version}");
+    }
+    for version in 4..=16 {
+        let mut topic = FetchTopic::default().with_partitions(vec![FetchPartition::default()
+            .with_partition(0)
+            .with_fetch_offset(0)
+            .with_partition_max_bytes(1 << 20)
+            .with_current_leader_epoch(-1)]);
+        topic = if version >= 13 { topic.with_topic_id(topic_id) } else { topic.with_topic(name("v")) };
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_replica_id(BrokerId(-1))
+            .with_session_epoch(-1)
+            .with_topics(vec![topic]);
+        let response: FetchResponse = client.call(ApiKey::Fetch, version, &request).await;
+        let p = &response.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 9), "Fetch v{version}");
+    }
+    for version in 1..=7 {
+        for timestamp in [-1, -2, 1_000] {
+            let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![ListOffsetsTopic::default()
+                .with_name(name("v"))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(timestamp)
+                    .with_current_leader_epoch(-1)])]);
+            let response: ListOffsetsResponse = client.call(ApiKey::ListOffsets, version, &request).await;
+            assert_eq!(response.topics[0].partitions[0].error_code, 0, "ListOffsets v{version} ts {timestamp}");
+        }
+    }
+    for version in 0..=12 {
+        let topics = if version == 0 { vec![] } else { vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("v")))] };
+        let response: MetadataResponse =
+            client.call(ApiKey::Metadata, version, &MetadataRequest::default().with_topics(Some(topics))).await;
+        assert!(response.topics.iter().any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "v")), "Metadata v{version}");
+    }
+    for version in 2..=7 {
+        let topic =
+            CreatableTopic::default().with_name(name(&format!("created-v{version}"))).with_num_partitions(1).with_replication_factor(1);
+        let response: CreateTopicsResponse = client
+            .call(ApiKey::CreateTopics, version, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(5000))
+            .await;
+        assert_eq!(response.topics[0].error_code, 0, "CreateTopics v{version}");
+    }
+    for version in 1..=4 {
+        let request = DescribeConfigsRequest::default().with_resources(vec![describe_configs_request::DescribeConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(StrBytes::from_static_str("v"))]);
+        let response: DescribeConfigsResponse = client.call(ApiKey::DescribeConfigs, version, &request).await;
+        assert_eq!(response.results[0].error_code, 0, "DescribeConfigs v{version}");
+        assert!(response.results[0].configs.iter().any(|c| c.name.as_str() == "retention.ms"));
+    }
+    for version in 2..=4 {
+        let request = OffsetForLeaderEpochRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+            offset_for_leader_epoch_request::OffsetForLeaderTopic::default().with_topic(name("v")).with_partitions(vec![
+                offset_for_leader_epoch_request::OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_leader_epoch(0)
+                    .with_current_leader_epoch(-1),
+            ]),
+        ]);
+        let response: OffsetForLeaderEpochResponse = client.call(ApiKey::OffsetForLeaderEpoch, version, &request).await;
+        assert_eq!(response.topics[0].partitions[0].end_offset, 9, "OffsetForLeaderEpoch v{version}");
+    }
+    for version in 0..=1 {
+        let response: DescribeClusterResponse = client.call(ApiKey::DescribeCluster, version, &DescribeClusterRequest::default()).await;
+        assert_eq!(response.brokers.len(), 1, "DescribeCluster v{version}");
+    }
+}
+
+#[tokio::test]
+async fn find_coordinator_names_this_broker_in_every_version() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    let port = broker.broker.as_ref().expect("running").local_addr().port() as i32;
+    for version in 0..=3 {
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")).with_key_type(0);
+        let response: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, version, &request).await;
+        assert_eq!((response.error_code, response.node_id.0, response.port), (0, 1, port), "v{version}");
+    }
+    for version in 4..=5 {
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![StrBytes::from_static_str("txn-a"), StrBytes::from_static_str("")]);
+        let response: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, version, &request).await;
+        assert_eq!(response.coordinators.len(), 2);
+        assert_eq!((response.coordinators[0].error_code, response.coordinators[0].port), (0, port));
+        assert_eq!(response.coordinators[1].error_code, 42, "INVALID_REQUEST for an empty transactional id");
+    }
+    let bad = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("x")).with_key_type(7);
+    let response: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 2, &bad).await;
+    assert_eq!(response.error_code, 42);
 }

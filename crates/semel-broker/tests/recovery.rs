@@ -64,7 +64,10 @@ async fn check_serves_prefix_and_accepts_writes(broker: &mut TestBroker, topic: 
     let values: Vec<String> = got.get(&0).map(|v| v.iter().map(|(_, _, v)| v.clone()).collect()).unwrap_or_default();
     assert_eq!(values, expected, "everything before the damaged batch, nothing after");
     let producer = producer(&broker.bootstrap(), &[]);
-    let delivery = producer.send(rdkafka::producer::FutureRecord::<str, str>::to(topic).partition(0).payload("after"), std::time::Duration::from_secs(10)).await.expect("new write accepted");
+    let delivery = producer
+        .send(rdkafka::producer::FutureRecord::<str, str>::to(topic).partition(0).payload("after"), std::time::Duration::from_secs(10))
+        .await
+        .expect("new write accepted");
     assert_eq!(delivery.offset, expected.len() as i64, "the new write goes right after the kept data");
     broker.stop().await;
 }
@@ -123,14 +126,21 @@ async fn missing_and_garbage_indexes_are_rebuilt() {
     for i in 0..400 {
         // One message per batch, so the segments roll many times.
         let value = format!("message-{i:04}-{}", "y".repeat(40));
-        producer.send(rdkafka::producer::FutureRecord::<str, str>::to("idx").partition(0).payload(&value), std::time::Duration::from_secs(10)).await.expect("delivered");
+        producer
+            .send(rdkafka::producer::FutureRecord::<str, str>::to("idx").partition(0).payload(&value), std::time::Duration::from_secs(10))
+            .await
+            .expect("delivered");
         values.push(value);
     }
     sent.insert(0, values);
     drop(producer);
     broker.stop().await;
     let dir = broker.dir.join("idx-0");
-    let mut indexes: Vec<PathBuf> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("e").path()).filter(|p| p.extension().is_some_and(|e| e == "index")).collect();
+    let mut indexes: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .map(|e| e.expect("e").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "index"))
+        .collect();
     indexes.sort();
     assert!(indexes.len() > 3, "several segments");
     std::fs::remove_file(&indexes[0]).expect("remove an index");
@@ -140,7 +150,8 @@ async fn missing_and_garbage_indexes_are_rebuilt() {
     let values: Vec<&String> = got[&0].iter().map(|(_, _, v)| v).collect();
     assert_eq!(values, sent[&0].iter().collect::<Vec<_>>());
     // Fetching from the middle of the log works through the rebuilt indexes.
-    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", "x").create().expect("consumer");
+    let consumer: rdkafka::consumer::BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", broker.bootstrap()).set("group.id", "x").create().expect("consumer");
     use rdkafka::consumer::Consumer;
     use rdkafka::message::Message;
     let mut tpl = rdkafka::TopicPartitionList::new();

@@ -42,7 +42,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %broker.local_addr(), advertised = %broker.bootstrap(), data_dir = %data_dir.display(), "semel is serving");
     println!("semel listening on {} (advertised as {}), data in {}", broker.local_addr(), broker.bootstrap(), data_dir.display());
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),

@@ -145,7 +145,9 @@ fn read_checkpoint(path: &Path) -> HashMap<(String, i32), i64> {
     let count: usize = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
     for line in lines.take(count) {
         let mut parts = line.split(' ');
-        if let (Some(topic), Some(Ok(partition)), Some(Ok(offset))) = (parts.next(), parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<i64>)) {
+        if let (Some(topic), Some(Ok(partition)), Some(Ok(offset))) =
+            (parts.next(), parts.next().map(str::parse::<i32>), parts.next().map(str::parse::<i64>))
+        {
             map.insert((topic.to_string(), partition), offset);
         }
     }
@@ -163,7 +165,11 @@ fn write_checkpoint(path: &Path, entries: &[(String, i32, i64)]) -> std::io::Res
 impl Metadata {
     /// Loads the metadata file (or starts a new cluster) and opens every partition log,
     /// recovering what was not known to be flushed.
-    pub fn open(config: &BrokerConfig, health: Arc<LogDirHealth>, data_arrived: Arc<tokio::sync::watch::Sender<u64>>) -> Result<Self, MetadataError> {
+    pub fn open(
+        config: &BrokerConfig,
+        health: Arc<LogDirHealth>,
+        data_arrived: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> Result<Self, MetadataError> {
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir)?;
         let path = data_dir.join(METADATA_FILE);
@@ -227,13 +233,23 @@ impl Metadata {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    fn open_topic(&self, topic: &StoredTopic, recovery_points: &HashMap<(String, i32), i64>, log_starts: &HashMap<(String, i32), i64>) -> Result<Topic, MetadataError> {
+    fn open_topic(
+        &self,
+        topic: &StoredTopic,
+        recovery_points: &HashMap<(String, i32), i64>,
+        log_starts: &HashMap<(String, i32), i64>,
+    ) -> Result<Topic, MetadataError> {
         let settings = config::resolve(&topic.configs, &self.defaults);
         let mut partitions = Vec::with_capacity(topic.partitions as usize);
         for index in 0..topic.partitions {
             let key = (topic.name.clone(), index);
             let dir = self.partition_dir(&topic.name, index);
-            let (log, report) = Log::open(&dir, recovery_points.get(&key).copied().unwrap_or(0), log_starts.get(&key).copied().unwrap_or(0), &settings.log)?;
+            let (log, report) = Log::open(
+                &dir,
+                recovery_points.get(&key).copied().unwrap_or(0),
+                log_starts.get(&key).copied().unwrap_or(0),
+                &settings.log,
+            )?;
             for (segment, tail) in &report.truncated {
                 tracing::warn!(topic = %topic.name, partition = index, segment, reason = %tail.reason, kept_bytes = tail.valid_bytes, dropped_bytes = tail.dropped_bytes, "recovery truncated a torn or corrupt segment tail");
             }
@@ -282,7 +298,12 @@ impl Metadata {
             topics: inner
                 .topics
                 .values()
-                .map(|t| StoredTopic { name: t.name.clone(), id: t.id, partitions: t.partitions.len() as i32, configs: t.config_overrides() })
+                .map(|t| StoredTopic {
+                    name: t.name.clone(),
+                    id: t.id,
+                    partitions: t.partitions.len() as i32,
+                    configs: t.config_overrides(),
+                })
                 .collect(),
         };
         let bytes = Self::encode(&stored)?;
@@ -385,7 +406,9 @@ impl Metadata {
         let topic = inner.topics.get(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let current = topic.partitions.len() as i32;
         if new_total <= current {
-            return Err(MetadataError::InvalidPartitions(format!("topic currently has {current} partitions, which is higher than or equal to the requested {new_total}")));
+            return Err(MetadataError::InvalidPartitions(format!(
+                "topic currently has {current} partitions, which is higher than or equal to the requested {new_total}"
+            )));
         }
         if new_total > MAX_PARTITIONS_PER_TOPIC {
             return Err(MetadataError::InvalidPartitions(format!("{new_total} is above the limit {MAX_PARTITIONS_PER_TOPIC}")));
@@ -439,11 +462,8 @@ impl Metadata {
 
     /// Writes the log start offsets of every partition.
     pub fn write_log_start_checkpoint(&self) -> std::io::Result<()> {
-        let entries: Vec<(String, i32, i64)> = self
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.index, p.log_start_offset())))
-            .collect();
+        let entries: Vec<(String, i32, i64)> =
+            self.topics().iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.index, p.log_start_offset()))).collect();
         write_checkpoint(&self.data_dir.join(LOG_START_FILE), &entries)
     }
 }
@@ -490,7 +510,10 @@ mod tests {
 
     #[test]
     fn metadata_file_round_trips_and_detects_corruption() {
-        let stored = StoredMetadata { cluster_id: "abc".into(), topics: vec![StoredTopic { name: "t".into(), id: Uuid::new_v4(), partitions: 3, configs: BTreeMap::new() }] };
+        let stored = StoredMetadata {
+            cluster_id: "abc".into(),
+            topics: vec![StoredTopic { name: "t".into(), id: Uuid::new_v4(), partitions: 3, configs: BTreeMap::new() }],
+        };
         let mut bytes = Metadata::encode(&stored).expect("encode");
         let back = Metadata::decode(&bytes).expect("decode");
         assert_eq!(back.topics[0].partitions, 3);

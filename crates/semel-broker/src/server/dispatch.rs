@@ -62,7 +62,6 @@ pub(crate) enum Response<R> {
 pub(crate) struct RequestContext {
     pub(crate) state: Arc<BrokerState>,
     pub(crate) version: i16,
-    pub(crate) header: RequestHeader,
 }
 
 fn frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, response: &R) -> Outcome {
@@ -120,7 +119,7 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
     if api_key == ApiKey::Produce && version < PRODUCE_MIN_DECODABLE {
         return Reply::close(format!("Produce v{version} is not supported: Kafka 4 removed v0-v2 (KIP-896)"));
     }
-    let ctx = RequestContext { state: Arc::clone(state), version, header };
+    let ctx = RequestContext { state: Arc::clone(state), version };
 
     macro_rules! route {
         ($($api:ident => $request:ty => $handler:path),* $(,)?) => {
@@ -152,5 +151,6 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
         AlterConfigs => m::AlterConfigsRequest => handlers::configs::alter_configs,
         IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest => handlers::configs::incremental_alter_configs,
         DescribeCluster => m::DescribeClusterRequest => handlers::metadata::describe_cluster,
+        FindCoordinator => m::FindCoordinatorRequest => handlers::coordinator::handle,
     }
 }

@@ -35,6 +35,8 @@ pub static SUPPORTED: &[Supported] = &[
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
+    // v6 adds share groups (KIP-932), which semel does not have.
+    api(ApiKey::FindCoordinator, 0, 5),
 ];
 
 /// The supported range of an API, if semel implements it.

@@ -172,10 +172,7 @@ pub(crate) fn check_framing_and_crc(batch: &[u8]) -> Result<BatchHeader, BatchEr
         return Err(BatchError::UnsupportedMagic(header.magic));
     }
     if header.batch_length < (HEADER_SIZE - LOG_OVERHEAD) as i32 {
-        return Err(BatchError::Invalid(format!(
-            "batch length {} is below the header size",
-            header.batch_length
-        )));
+        return Err(BatchError::Invalid(format!("batch length {} is below the header size", header.batch_length)));
     }
     if header.total_size() != batch.len() {
         return Err(BatchError::Truncated("batch length does not match the bytes"));
@@ -294,17 +291,12 @@ fn walk_records(records: &[u8], expected: i32) -> Result<(), BatchError> {
         let _timestamp_delta = read_varint(body, &mut at)?;
         let offset_delta = read_varint(body, &mut at)?;
         if offset_delta != i64::from(index) {
-            return Err(BatchError::Invalid(format!(
-                "record {index} has offset delta {offset_delta}, expected {index}"
-            )));
+            return Err(BatchError::Invalid(format!("record {index} has offset delta {offset_delta}, expected {index}")));
         }
         pos = end;
     }
     if pos != records.len() {
-        return Err(BatchError::Invalid(format!(
-            "{} bytes after the last of {expected} records",
-            records.len() - pos
-        )));
+        return Err(BatchError::Invalid(format!("{} bytes after the last of {expected} records", records.len() - pos)));
     }
     Ok(())
 }
@@ -410,8 +402,7 @@ pub(crate) mod tests {
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression })
-            .expect("encode");
+        RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
         buf.to_vec()
     }
 

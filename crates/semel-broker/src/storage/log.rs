@@ -46,7 +46,12 @@ pub(crate) enum ReadOutcome {
 impl Log {
     /// Opens (or creates) the log in `dir`. Segments whose data lies wholly below
     /// `recovery_point` are trusted; the rest are checked batch by batch.
-    pub(crate) fn open(dir: &Path, recovery_point: i64, log_start_checkpoint: i64, settings: &LogSettings) -> io::Result<(Self, RecoveryReport)> {
+    pub(crate) fn open(
+        dir: &Path,
+        recovery_point: i64,
+        log_start_checkpoint: i64,
+        settings: &LogSettings,
+    ) -> io::Result<(Self, RecoveryReport)> {
         std::fs::create_dir_all(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
@@ -112,10 +117,6 @@ impl Log {
 
     pub(crate) fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size).sum()
-    }
-
-    pub(crate) fn segment_count(&self) -> usize {
-        self.segments.len()
     }
 
     /// Rolls the active segment if adding `incoming` bytes would pass `segment.bytes` or it is
@@ -189,7 +190,8 @@ impl Log {
             let Some((mut position, mut header)) = segment.find_by_timestamp(target)? else { continue };
             loop {
                 let batch = segment.read_batch(position, &header)?;
-                let found = super::batch::first_offset_with_timestamp(&batch, target).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let found = super::batch::first_offset_with_timestamp(&batch, target)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 if let Some((offset, timestamp)) = found {
                     if offset >= self.log_start_offset {
                         return Ok(Some((offset, timestamp)));
@@ -280,10 +282,5 @@ impl Log {
             segment.persist_indexes()?;
         }
         Ok(())
-    }
-
-    /// Deletes every file of the log, then the directory.
-    pub(crate) fn delete(self) -> io::Result<()> {
-        std::fs::remove_dir_all(&self.dir)
     }
 }

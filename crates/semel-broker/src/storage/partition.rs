@@ -74,7 +74,14 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub(crate) fn new(topic: String, index: i32, log: Log, health: Arc<LogDirHealth>, policy: FlushPolicy, data_arrived: Arc<tokio::sync::watch::Sender<u64>>) -> Self {
+    pub(crate) fn new(
+        topic: String,
+        index: i32,
+        log: Log,
+        health: Arc<LogDirHealth>,
+        policy: FlushPolicy,
+        data_arrived: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> Self {
         let end = log.log_end_offset();
         Self {
             topic,

@@ -106,7 +106,12 @@ impl Segment {
     /// and the file is taken as is (it was flushed before the last recovery point); otherwise,
     /// or when an index is unusable, every batch is checked by length and CRC, a torn or
     /// corrupt tail is truncated, and the indexes are rebuilt.
-    pub(crate) fn open(dir: &Path, base_offset: i64, trust_indexes: bool, index_interval_bytes: u64) -> io::Result<(Self, Option<TruncatedTail>)> {
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: i64,
+        trust_indexes: bool,
+        index_interval_bytes: u64,
+    ) -> io::Result<(Self, Option<TruncatedTail>)> {
         let path = Self::log_path(dir, base_offset);
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
         let file_len = file.metadata()?.len();
@@ -167,7 +172,9 @@ impl Segment {
             }
             if position == start {
                 if let Some(&(relative, _)) = offsets.last() {
-                    if header.base_offset - self.base_offset > i64::from(relative) || header.last_offset() < self.base_offset + i64::from(relative) {
+                    if header.base_offset - self.base_offset > i64::from(relative)
+                        || header.last_offset() < self.base_offset + i64::from(relative)
+                    {
                         return Ok(false);
                     }
                 }
@@ -293,7 +300,13 @@ impl Segment {
 
     /// Appends batches whose offsets are assigned. `batches` are the headers with their
     /// positions inside `bytes`.
-    pub(crate) fn append(&mut self, bytes: &[u8], batches: &[(BatchHeader, usize)], now_ms: i64, index_interval_bytes: u64) -> io::Result<()> {
+    pub(crate) fn append(
+        &mut self,
+        bytes: &[u8],
+        batches: &[(BatchHeader, usize)],
+        now_ms: i64,
+        index_interval_bytes: u64,
+    ) -> io::Result<()> {
         self.file.write_all_at(bytes, self.size)?;
         for (header, at) in batches {
             self.index_batch(header, self.size + *at as u64, index_interval_bytes);

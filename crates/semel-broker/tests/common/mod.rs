@@ -98,7 +98,13 @@ pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
 
 /// Produces `count` messages round-robin over `partitions`, key = value = "p{partition}-{seq}".
 /// Returns, per partition, the values in the order sent.
-pub async fn produce_sequence(producer: &FutureProducer, topic: &str, partitions: i32, count: usize, payload_len: usize) -> BTreeMap<i32, Vec<String>> {
+pub async fn produce_sequence(
+    producer: &FutureProducer,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    payload_len: usize,
+) -> BTreeMap<i32, Vec<String>> {
     let mut sent: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     let pad = "x".repeat(payload_len);
     let mut futures = Vec::with_capacity(count);
@@ -124,9 +130,19 @@ pub async fn produce_sequence(producer: &FutureProducer, topic: &str, partitions
 
 /// Reads every partition from the beginning until `expected` messages arrived (or a timeout),
 /// returning per-partition (offset, key, value) in order.
-pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize, extra: &[(&str, &str)]) -> BTreeMap<i32, Vec<(i64, String, String)>> {
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+    extra: &[(&str, &str)],
+) -> BTreeMap<i32, Vec<(i64, String, String)>> {
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap).set("group.id", "semel-test-reader").set("enable.auto.commit", "false").set("fetch.wait.max.ms", "100");
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "semel-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "100");
     for (k, v) in extra {
         config.set(*k, *v);
     }

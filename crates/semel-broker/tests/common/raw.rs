@@ -55,7 +55,9 @@ impl RawClient {
     /// Reads one frame; `None` when the broker closed the connection.
     pub async fn read_frame(&mut self) -> Option<Bytes> {
         let mut size = [0u8; 4];
-        let read = tokio::time::timeout(std::time::Duration::from_secs(10), self.stream.read_exact(&mut size)).await.expect("no answer within 10s");
+        let read = tokio::time::timeout(std::time::Duration::from_secs(10), self.stream.read_exact(&mut size))
+            .await
+            .expect("no answer within 10s");
         read.ok()?;
         let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
         self.stream.read_exact(&mut body).await.ok()?;

@@ -46,15 +46,15 @@ pub(super) fn create_consumer(opts: &ConsumerOpts, bootstrap: &str) -> anyhow::R
 pub(super) fn assign(consumer: &BenchConsumer, topic: &str, offsets: impl IntoIterator<Item = (i32, Offset)>) -> anyhow::Result<()> {
     let mut list = TopicPartitionList::new();
     for (partition, offset) in offsets {
-        list.add_partition_offset(topic, partition, offset)
-            .with_context(|| format!("cannot assign partition {partition} of {topic:?}"))?;
+        list.add_partition_offset(topic, partition, offset).with_context(|| format!("cannot assign partition {partition} of {topic:?}"))?;
     }
     consumer.assign(&list).with_context(|| format!("cannot assign the partitions of {topic:?}"))
 }
 
 /// The partitions of `topic`, failing if it does not exist.
 pub(super) fn existing_partitions(consumer: &BenchConsumer, bootstrap: &str, topic: &str) -> anyhow::Result<Vec<i32>> {
-    let partitions = fetch_partitions(consumer.client(), bootstrap, topic)?.ok_or_else(|| anyhow!("topic {topic:?} does not exist on {bootstrap}"))?;
+    let partitions =
+        fetch_partitions(consumer.client(), bootstrap, topic)?.ok_or_else(|| anyhow!("topic {topic:?} does not exist on {bootstrap}"))?;
     if partitions.is_empty() {
         bail!("topic {topic:?} has no partitions on {bootstrap}");
     }

@@ -11,12 +11,11 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::Producer;
 use rdkafka::Offset;
 
 use super::consume::{assign, create_consumer, existing_partitions, BenchConsumer, ErrorLog};
-use super::produce::{create_producer, send_all, target_rate, Plan};
-use super::{ensure_topic, print_json, random_letters, ConsumerOpts, LatencySummary, Latencies, ProducerOpts, XorShift, METADATA_TIMEOUT};
+use super::produce::{create_producer, send_all, target_rate, warm_up, Plan};
+use super::{ensure_topic, print_json, random_letters, ConsumerOpts, Latencies, LatencySummary, ProducerOpts, XorShift, METADATA_TIMEOUT};
 
 /// Run id and send time.
 const STAMP_LEN: usize = 16;
@@ -41,16 +40,16 @@ pub(crate) struct E2eArgs {
     /// Size of each record value in bytes (at least 16, for the stamp).
     #[arg(long, value_name = "BYTES", default_value_t = 100)]
     record_size: usize,
-    /// Partition count used if the topic has to be created (replication factor 1).
-    #[arg(long, value_name = "P", default_value_t = 1)]
-    partitions: i32,
+    /// Partition count used if the topic has to be created (replication factor 1) [default: 1].
+    #[arg(long, value_name = "P")]
+    partitions: Option<i32>,
     /// How long to wait for the last records to be consumed once producing is done.
     #[arg(long, value_name = "S", default_value_t = 30)]
     drain_secs: u64,
     #[command(flatten)]
-    producer: ProducerOpts,
+    pub(super) producer: ProducerOpts,
     #[command(flatten)]
-    consumer: ConsumerOpts,
+    pub(super) consumer: ConsumerOpts,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -84,8 +83,9 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
     }
     let records = records as u64;
 
-    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.props)?;
+    let producer = create_producer(&args.producer, &args.bootstrap)?;
     let consumer = create_consumer(&args.consumer, &args.bootstrap)?;
+    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.producer_props)?;
     let partition_ids = existing_partitions(&consumer, &args.bootstrap, &args.topic)?;
     // Start at the current ends, fixed now so nothing produced below can be missed.
     let mut offsets = Vec::with_capacity(partition_ids.len());
@@ -97,11 +97,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
     }
     assign(&consumer, &args.topic, offsets)?;
 
-    let producer = create_producer(&args.producer, &args.bootstrap)?;
-    producer
-        .client()
-        .fetch_metadata(Some(&args.topic), METADATA_TIMEOUT)
-        .with_context(|| format!("cannot fetch metadata of {:?} from {}", args.topic, args.bootstrap))?;
+    warm_up(&producer, &args.bootstrap, &args.topic)?;
 
     if !args.json {
         eprintln!(
@@ -113,14 +109,8 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
     let base = Instant::now();
     let mut payload = random_letters(args.record_size, &mut XorShift::from_clock());
     payload[..8].copy_from_slice(&run_id.to_le_bytes());
-    let plan = Plan {
-        topic: &args.topic,
-        records,
-        rate: Some(rate),
-        key_size: None,
-        idempotent: args.producer.idempotence,
-        progress: !args.json,
-    };
+    let plan =
+        Plan { topic: &args.topic, records, rate: Some(rate), key_size: None, idempotent: args.producer.idempotence, progress: !args.json };
 
     let (produced, received) = std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel();
@@ -134,10 +124,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
         });
         if let Ok(report) = &produced {
             // A failed send drops `done_tx` instead, which stops the consumer at once.
-            let _ = done_tx.send(Done {
-                expected: report.acked,
-                deadline: Instant::now() + Duration::from_secs(args.drain_secs),
-            });
+            let _ = done_tx.send(Done { expected: report.acked, deadline: Instant::now() + Duration::from_secs(args.drain_secs) });
         }
         drop(done_tx);
         let received = consumer_thread.join();
@@ -196,14 +183,15 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
 
 /// The consumer side: warms up, tells the producer it is ready, then reads until it has the
 /// expected count or the drain deadline passes.
-fn consume_stamped(consumer: &BenchConsumer, run_id: u64, base: Instant, ready: &mpsc::Sender<()>, done: &Receiver<Done>) -> anyhow::Result<Received> {
+fn consume_stamped(
+    consumer: &BenchConsumer,
+    run_id: u64,
+    base: Instant,
+    ready: &mpsc::Sender<()>,
+    done: &Receiver<Done>,
+) -> anyhow::Result<Received> {
     let mut latencies = Latencies::new()?;
-    let mut received = Received {
-        records: 0,
-        foreign: 0,
-        latency: LatencySummary::default(),
-        errors: ErrorLog::default(),
-    };
+    let mut received = Received { records: 0, foreign: 0, latency: LatencySummary::default(), errors: ErrorLog::default() };
     let warmup_end = Instant::now() + WARMUP;
     let mut ready = Some(ready);
     let mut finish: Option<Done> = None;

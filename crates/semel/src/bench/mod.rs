@@ -12,7 +12,7 @@ mod produce;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -118,7 +118,7 @@ pub(crate) struct ProducerOpts {
     /// Acknowledgements the producer waits for.
     #[arg(long, value_enum, default_value = "all")]
     acks: Acks,
-    /// Enable the idempotent producer (needs InitProducerId on the broker; implies --acks all).
+    /// Enable the idempotent producer (needs InitProducerId on the broker and --acks all).
     #[arg(long, value_name = "BOOL", default_value_t = false, action = clap::ArgAction::Set)]
     idempotence: bool,
     /// Compression codec of produced batches.
@@ -135,7 +135,7 @@ pub(crate) struct ProducerOpts {
     max_queued: u64,
     /// Extra librdkafka producer property (repeatable); applied last, so it overrides the flags.
     #[arg(long = "producer-prop", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    props: Vec<(String, String)>,
+    producer_props: Vec<(String, String)>,
 }
 
 impl ProducerOpts {
@@ -159,7 +159,7 @@ impl ProducerOpts {
         if let Some(size) = self.batch_size {
             config.set("batch.size", size.to_string());
         }
-        for (key, value) in &self.props {
+        for (key, value) in &self.producer_props {
             config.set(key, value);
         }
         Ok(config)
@@ -174,7 +174,7 @@ pub(crate) struct ConsumerOpts {
     isolation: Isolation,
     /// Extra librdkafka consumer property (repeatable); applied last, so it overrides the flags.
     #[arg(long = "consumer-prop", value_name = "KEY=VALUE", value_parser = parse_key_value)]
-    props: Vec<(String, String)>,
+    consumer_props: Vec<(String, String)>,
 }
 
 impl ConsumerOpts {
@@ -190,7 +190,7 @@ impl ConsumerOpts {
             .set("enable.partition.eof", "false")
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", self.isolation.as_config());
-        for (key, value) in &self.props {
+        for (key, value) in &self.consumer_props {
             config.set(key, value);
         }
         config
@@ -249,8 +249,14 @@ impl ConsumerContext for BenchContext {}
 
 /// The partitions of `topic`, or `None` if the broker does not know the topic. Fetches the
 /// metadata of all topics so that asking never auto-creates the topic.
-fn topic_partitions<C: ClientContext>(client: &Client<C>, topic: &str, timeout: Duration) -> anyhow::Result<Option<Vec<i32>>> {
-    let metadata = client.fetch_metadata(None, timeout)?;
+fn fetch_partitions(client: &Client<BenchContext>, bootstrap: &str, topic: &str) -> anyhow::Result<Option<Vec<i32>>> {
+    let metadata = client.fetch_metadata(None, METADATA_TIMEOUT).map_err(|error| {
+        anyhow!(
+            "cannot fetch metadata from {bootstrap} within {}s ({error}); is a Kafka broker listening there?{}",
+            METADATA_TIMEOUT.as_secs(),
+            client.context().last_error_suffix()
+        )
+    })?;
     let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };
@@ -259,28 +265,23 @@ fn topic_partitions<C: ClientContext>(client: &Client<C>, topic: &str, timeout: 
         if code == RDKafkaErrorCode::UnknownTopicOrPartition {
             return Ok(None);
         }
-        bail!("the broker reports topic {topic:?} as unusable: {code}");
+        bail!("{bootstrap} reports topic {topic:?} as unusable: {code}");
     }
     let mut partitions: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
     partitions.sort_unstable();
     Ok(Some(partitions))
 }
 
-/// Like [`topic_partitions`], with a clear message when the broker cannot be reached.
-fn fetch_partitions(client: &Client<BenchContext>, bootstrap: &str, topic: &str) -> anyhow::Result<Option<Vec<i32>>> {
-    topic_partitions(client, topic, METADATA_TIMEOUT).with_context(|| {
-        format!(
-            "cannot fetch metadata from {bootstrap} within {}s{}",
-            METADATA_TIMEOUT.as_secs(),
-            client.context().last_error_suffix()
-        )
-    })
-}
-
-/// Makes sure `topic` exists, creating it with `partitions` partitions (replication factor 1)
-/// through the admin API if it does not. Returns its partition count.
-fn ensure_topic(runtime: &tokio::runtime::Handle, bootstrap: &str, topic: &str, partitions: i32, props: &[(String, String)]) -> anyhow::Result<usize> {
-    if partitions < 1 {
+/// Makes sure `topic` exists, creating it through the admin API if it does not, with
+/// `partitions` partitions (default 1) and replication factor 1. Returns its partition count.
+fn ensure_topic(
+    runtime: &tokio::runtime::Handle,
+    bootstrap: &str,
+    topic: &str,
+    partitions: Option<i32>,
+    props: &[(String, String)],
+) -> anyhow::Result<usize> {
+    if partitions.is_some_and(|p| p < 1) {
         bail!("--partitions must be at least 1");
     }
     let mut config = base_config(bootstrap);
@@ -288,14 +289,22 @@ fn ensure_topic(runtime: &tokio::runtime::Handle, bootstrap: &str, topic: &str, 
     for (key, value) in props {
         config.set(key, value);
     }
-    let admin: AdminClient<BenchContext> = config.create_with_context(BenchContext::default()).context("cannot create the Kafka admin client")?;
+    let admin: AdminClient<BenchContext> = config
+        .create_with_context(BenchContext::default())
+        .context("cannot create the Kafka admin client (check the --producer-prop values)")?;
     if let Some(existing) = fetch_partitions(admin.inner(), bootstrap, topic)? {
-        if existing.len() != partitions as usize {
-            tracing::warn!(topic, existing = existing.len(), requested = partitions, "the topic already exists with another partition count; using it as it is");
+        if let Some(requested) = partitions.filter(|&p| p as usize != existing.len()) {
+            tracing::warn!(
+                topic,
+                existing = existing.len(),
+                requested,
+                "the topic already exists with another partition count; using it as it is"
+            );
         }
         return Ok(existing.len());
     }
 
+    let partitions = partitions.unwrap_or(1);
     let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = runtime
@@ -310,7 +319,7 @@ fn ensure_topic(runtime: &tokio::runtime::Handle, bootstrap: &str, topic: &str, 
     // Topic creation propagates asynchronously on a real cluster: wait until metadata shows it.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Some(created) = topic_partitions(admin.inner(), topic, METADATA_TIMEOUT)? {
+        if let Some(created) = fetch_partitions(admin.inner(), bootstrap, topic)? {
             if !created.is_empty() {
                 tracing::info!(topic, partitions = created.len(), "created the topic");
                 return Ok(created.len());
@@ -461,6 +470,34 @@ fn random_letters(len: usize, rng: &mut XorShift) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        bench: BenchCommand,
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::{CommandFactory, Parser};
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "bench",
+            "e2e",
+            "--acks",
+            "1",
+            "--producer-prop",
+            "linger.ms=0",
+            "--consumer-prop",
+            "fetch.wait.max.ms=10",
+        ])
+        .expect("e2e arguments");
+        let BenchCommand::E2e(args) = cli.bench else { panic!("not e2e: {cli:?}") };
+        assert_eq!(args.producer.producer_props, [("linger.ms".to_owned(), "0".to_owned())]);
+        assert_eq!(args.consumer.consumer_props, [("fetch.wait.max.ms".to_owned(), "10".to_owned())]);
+        assert!(Cli::try_parse_from(["bench", "produce", "--topic", "t", "--records", "1", "--throughput", "-1"]).is_ok());
+        assert!(Cli::try_parse_from(["bench", "produce", "--topic", "t", "--records", "1", "--acks", "2"]).is_err());
+    }
 
     #[test]
     fn key_value_splits_at_the_first_equals_sign() {

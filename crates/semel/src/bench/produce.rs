@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context as _};
+use anyhow::{anyhow, bail, Context as _};
 use clap::Args;
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
@@ -12,7 +12,10 @@ use rdkafka::message::{DeliveryResult, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 
-use super::{ensure_topic, lock, mib_per_sec, per_sec, print_json, random_letters, BenchContext, LatencySummary, Latencies, ProducerOpts, XorShift};
+use super::{
+    ensure_topic, lock, mib_per_sec, per_sec, print_json, random_letters, BenchContext, Latencies, LatencySummary, ProducerOpts, XorShift,
+    METADATA_TIMEOUT,
+};
 
 #[derive(Debug, Args)]
 pub(crate) struct ProduceArgs {
@@ -31,9 +34,9 @@ pub(crate) struct ProduceArgs {
     /// Size of each record key in bytes (random per record); no key if absent.
     #[arg(long, value_name = "BYTES")]
     key_size: Option<usize>,
-    /// Partition count used if the topic has to be created (replication factor 1).
-    #[arg(long, value_name = "P", default_value_t = 1)]
-    partitions: i32,
+    /// Partition count used if the topic has to be created (replication factor 1) [default: 1].
+    #[arg(long, value_name = "P")]
+    partitions: Option<i32>,
     /// Target rate in records per second; -1 for as fast as possible.
     #[arg(long, value_name = "RECORDS_PER_SEC", default_value_t = -1.0, allow_negative_numbers = true)]
     throughput: f64,
@@ -49,8 +52,9 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: ProduceArgs) -> anyhow
         bail!("--records must be at least 1");
     }
     let rate = target_rate(args.throughput)?;
-    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.props)?;
     let producer = create_producer(&args.producer, &args.bootstrap)?;
+    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.producer_props)?;
+    warm_up(&producer, &args.bootstrap, &args.topic)?;
     let mut payload = random_letters(args.record_size, &mut XorShift::from_clock());
     let plan = Plan {
         topic: &args.topic,
@@ -133,17 +137,31 @@ pub(super) type BenchProducer = BaseProducer<ProduceContext>;
 pub(super) fn create_producer(opts: &ProducerOpts, bootstrap: &str) -> anyhow::Result<BenchProducer> {
     let context = ProduceContext {
         base: BenchContext::default(),
-        tally: Mutex::new(Tally {
-            latencies: Latencies::new()?,
-            acked: 0,
-            failed: 0,
-            bytes: 0,
-            first_error: None,
-        }),
+        tally: Mutex::new(Tally { latencies: Latencies::new()?, acked: 0, failed: 0, bytes: 0, first_error: None }),
     };
     opts.client_config(bootstrap)?
         .create_with_context(context)
         .context("cannot create the Kafka producer (check the --producer-prop values)")
+}
+
+/// Connects the producer and loads the metadata of `topic` before the clock starts, so the first
+/// records do not wait for them.
+pub(super) fn warm_up(producer: &BenchProducer, bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + METADATA_TIMEOUT;
+    loop {
+        let metadata = producer
+            .client()
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+            .map_err(|error| anyhow!("cannot fetch the metadata of {topic:?} from {bootstrap}: {error}"))?;
+        let ready = metadata.topics().iter().any(|t| {
+            t.name() == topic && t.error().is_none() && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0)
+        });
+        if ready || Instant::now() >= deadline {
+            // If the leaders are still unknown, librdkafka keeps asking while records queue up.
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// What the delivery reports said so far.
@@ -245,7 +263,12 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Sends `plan.records` copies of `payload` (passed through `stamp` just before each send), waits
 /// for every delivery report and returns the tally. A full producer queue is waited out by
 /// serving delivery reports, never by dropping records.
-pub(super) fn send_all(producer: &BenchProducer, plan: &Plan<'_>, payload: &mut [u8], mut stamp: impl FnMut(&mut [u8])) -> anyhow::Result<ProduceReport> {
+pub(super) fn send_all(
+    producer: &BenchProducer,
+    plan: &Plan<'_>,
+    payload: &mut [u8],
+    mut stamp: impl FnMut(&mut [u8]),
+) -> anyhow::Result<ProduceReport> {
     let mut rng = XorShift::from_clock();
     let mut key = plan.key_size.map(|size| vec![0u8; size]);
     let mut progress = Progress::new(plan.progress);
@@ -321,11 +344,8 @@ fn check_fatal(producer: &BenchProducer, plan: &Plan<'_>) -> anyhow::Result<()> 
     let Some((code, reason)) = producer.client().fatal_error() else {
         return Ok(());
     };
-    let hint = if plan.idempotent {
-        "; the broker may not support idempotent producers (InitProducerId), try --idempotence false"
-    } else {
-        ""
-    };
+    let hint =
+        if plan.idempotent { "; the broker may not support idempotent producers (InitProducerId), try --idempotence false" } else { "" };
     bail!("the producer hit a fatal error: {reason} ({code}){hint}")
 }
 
@@ -339,12 +359,7 @@ struct Progress {
 
 impl Progress {
     fn new(enabled: bool) -> Self {
-        Progress {
-            enabled,
-            last: Instant::now(),
-            last_acked: 0,
-            last_bytes: 0,
-        }
+        Progress { enabled, last: Instant::now(), last_acked: 0, last_bytes: 0 }
     }
 
     fn tick(&mut self, producer: &BenchProducer) {

@@ -8,10 +8,7 @@ use crate::server::dispatch::{RequestContext, Response};
 use crate::server::versions::SUPPORTED;
 
 fn api_keys() -> Vec<ApiVersion> {
-    SUPPORTED
-        .iter()
-        .map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max))
-        .collect()
+    SUPPORTED.iter().map(|s| ApiVersion::default().with_api_key(s.key as i16).with_min_version(s.min).with_max_version(s.max)).collect()
 }
 
 /// The v0 answer to a version semel does not know.

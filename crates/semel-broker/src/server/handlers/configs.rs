@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym};
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
-    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest,
+    DescribeConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
 };
 
 use super::topics::{SOURCE_DEFAULT, SOURCE_TOPIC};
@@ -48,9 +48,13 @@ pub(crate) async fn describe_configs(ctx: &RequestContext, request: DescribeConf
         .into_iter()
         .map(|resource| {
             let name = resource.resource_name.to_string();
-            let keys: Option<Vec<String>> = resource.configuration_keys.map(|k| k.iter().map(ToString::to_string).collect());
+            // Null or empty: every config (as Kafka's ConfigHelper treats both).
+            let keys: Option<Vec<String>> =
+                resource.configuration_keys.filter(|k| !k.is_empty()).map(|k| k.iter().map(ToString::to_string).collect());
             let wanted = |key: &str| keys.as_ref().is_none_or(|k| k.iter().any(|w| w == key));
-            let result = DescribeConfigsResult::default().with_resource_type(resource.resource_type).with_resource_name(resource.resource_name.clone());
+            let result = DescribeConfigsResult::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
             let entry = |key: &str, value: String, source: i8, kind: ConfigType, read_only: bool| {
                 let mut e = DescribeConfigsResourceResult::default()
                     .with_name(text(key))
@@ -62,7 +66,10 @@ pub(crate) async fn describe_configs(ctx: &RequestContext, request: DescribeConf
                     e = e.with_config_source(-1);
                 }
                 if request.include_synonyms {
-                    e = e.with_synonyms(vec![DescribeConfigsSynonym::default().with_name(text(key)).with_value(Some(text(value))).with_source(source)]);
+                    e = e.with_synonyms(vec![DescribeConfigsSynonym::default()
+                        .with_name(text(key))
+                        .with_value(Some(text(value)))
+                        .with_source(source)]);
                 }
                 e
             };
@@ -75,19 +82,31 @@ pub(crate) async fn describe_configs(ctx: &RequestContext, request: DescribeConf
                             .filter(|d| wanted(d.name))
                             .map(|d| match overrides.get(d.name) {
                                 Some(v) => entry(d.name, v.clone(), SOURCE_TOPIC, d.kind, false),
-                                None => entry(d.name, config::default_value(d.name, state.metadata.defaults()), SOURCE_DEFAULT, d.kind, false),
+                                None => {
+                                    entry(d.name, config::default_value(d.name, state.metadata.defaults()), SOURCE_DEFAULT, d.kind, false)
+                                }
                             })
                             .collect();
                         result.with_error_code(NONE).with_configs(configs)
                     }
-                    None => result.with_error_code(code(ResponseError::UnknownTopicOrPartition)).with_error_message(Some(text(format!("topic '{name}' does not exist")))),
+                    None => result
+                        .with_error_code(code(ResponseError::UnknownTopicOrPartition))
+                        .with_error_message(Some(text(format!("topic '{name}' does not exist")))),
                 },
                 RESOURCE_BROKER if name.is_empty() || name == state.config.node_id.to_string() => {
-                    let configs = broker_configs(ctx).into_iter().filter(|(k, _, _)| wanted(k)).map(|(k, v, t)| entry(k, v, SOURCE_STATIC_BROKER, t, true)).collect();
+                    let configs = broker_configs(ctx)
+                        .into_iter()
+                        .filter(|(k, _, _)| wanted(k))
+                        .map(|(k, v, t)| entry(k, v, SOURCE_STATIC_BROKER, t, true))
+                        .collect();
                     result.with_error_code(NONE).with_configs(configs)
                 }
-                RESOURCE_BROKER => result.with_error_code(code(ResponseError::InvalidRequest)).with_error_message(Some(text(format!("unknown broker '{name}'")))),
-                other => result.with_error_code(code(ResponseError::InvalidRequest)).with_error_message(Some(text(format!("resource type {other} is not supported")))),
+                RESOURCE_BROKER => result
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(Some(text(format!("unknown broker '{name}'")))),
+                other => result
+                    .with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(Some(text(format!("resource type {other} is not supported")))),
             }
         })
         .collect();
@@ -145,7 +164,10 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub(crate) async fn incremental_alter_configs(ctx: &RequestContext, request: IncrementalAlterConfigsRequest) -> Response<IncrementalAlterConfigsResponse> {
+pub(crate) async fn incremental_alter_configs(
+    ctx: &RequestContext,
+    request: IncrementalAlterConfigsRequest,
+) -> Response<IncrementalAlterConfigsResponse> {
     let metadata = &ctx.state.metadata;
     let responses = request
         .resources
@@ -169,7 +191,8 @@ pub(crate) async fn incremental_alter_configs(ctx: &RequestContext, request: Inc
                         }
                         OP_APPEND | OP_SUBTRACT if def.kind == ConfigType::List => {
                             let current = configs.get(&key).cloned().unwrap_or_else(|| config::default_value(&key, metadata.defaults()));
-                            let mut items: Vec<String> = current.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                            let mut items: Vec<String> =
+                                current.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
                             for item in value.unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
                                 if c.config_operation == OP_APPEND {
                                     if !items.contains(&item) {
@@ -181,7 +204,9 @@ pub(crate) async fn incremental_alter_configs(ctx: &RequestContext, request: Inc
                             }
                             configs.insert(key, items.join(","));
                         }
-                        OP_APPEND | OP_SUBTRACT => return Err(error_of(&ConfigError(format!("{key} is not a list: APPEND and SUBTRACT do not apply")).into())),
+                        OP_APPEND | OP_SUBTRACT => {
+                            return Err(error_of(&ConfigError(format!("{key} is not a list: APPEND and SUBTRACT do not apply")).into()))
+                        }
                         other => return Err((code(ResponseError::InvalidRequest), format!("unknown config operation {other}"))),
                     }
                 }

@@ -58,7 +58,12 @@ pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Respo
                 partitions: t
                     .partitions
                     .into_iter()
-                    .map(|p| Wanted { partition: p.partition, fetch_offset: p.fetch_offset, partition_max_bytes: p.partition_max_bytes, current_leader_epoch: p.current_leader_epoch })
+                    .map(|p| Wanted {
+                        partition: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
+                    })
                     .collect(),
             }
         })
@@ -105,7 +110,11 @@ fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_byte
                 .with_records(Some(Bytes::new()));
             let Some(partition) = wanted.topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                 has_error = true;
-                partitions.push(data.with_error_code(if wanted.topic.is_some() { code(ResponseError::UnknownTopicOrPartition) } else { wanted.unknown_error }));
+                partitions.push(data.with_error_code(if wanted.topic.is_some() {
+                    code(ResponseError::UnknownTopicOrPartition)
+                } else {
+                    wanted.unknown_error
+                }));
                 continue;
             };
             // semel's only leader epoch is 0.

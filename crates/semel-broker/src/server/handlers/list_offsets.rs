@@ -53,7 +53,11 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) ->
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let base = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index).with_timestamp(-1).with_offset(-1).with_leader_epoch(-1);
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return base.with_error_code(code(ResponseError::UnknownTopicOrPartition));
                     };
@@ -64,7 +68,11 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) ->
                         return base.with_error_code(code(ResponseError::UnsupportedVersion));
                     }
                     match lookup(partition, p.timestamp) {
-                        Ok((timestamp, offset)) => base.with_error_code(NONE).with_timestamp(timestamp).with_offset(offset).with_leader_epoch(0),
+                        Ok((timestamp, offset)) => {
+                            // The leader epoch field exists from v4 on.
+                            let epoch = if ctx.version >= 4 { 0 } else { -1 };
+                            base.with_error_code(NONE).with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
+                        }
                         Err(error) => base.with_error_code(error),
                     }
                 })
@@ -75,7 +83,10 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) ->
     Response::Now(ListOffsetsResponse::default().with_topics(topics))
 }
 
-pub(crate) async fn offset_for_leader_epoch(ctx: &RequestContext, request: OffsetForLeaderEpochRequest) -> Response<OffsetForLeaderEpochResponse> {
+pub(crate) async fn offset_for_leader_epoch(
+    ctx: &RequestContext,
+    request: OffsetForLeaderEpochRequest,
+) -> Response<OffsetForLeaderEpochResponse> {
     let state = &ctx.state;
     let topics = request
         .topics

@@ -81,7 +81,10 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Re
             out
         }
     };
-    let broker = MetadataResponseBroker::default().with_node_id(BrokerId(node_id)).with_host(text(&state.advertised_host)).with_port(state.advertised_port);
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(BrokerId(node_id))
+        .with_host(text(&state.advertised_host))
+        .with_port(state.advertised_port);
     Response::Now(
         MetadataResponse::default()
             .with_brokers(vec![broker])
@@ -127,7 +130,10 @@ pub(crate) async fn describe_cluster(ctx: &RequestContext, request: DescribeClus
                 .with_endpoint_type(request.endpoint_type),
         );
     }
-    let broker = DescribeClusterBroker::default().with_broker_id(BrokerId(node_id)).with_host(text(&state.advertised_host)).with_port(state.advertised_port);
+    let broker = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(node_id))
+        .with_host(text(&state.advertised_host))
+        .with_port(state.advertised_port);
     Response::Now(
         DescribeClusterResponse::default()
             .with_error_code(NONE)

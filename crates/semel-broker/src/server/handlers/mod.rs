@@ -3,6 +3,7 @@
 
 pub(crate) mod api_versions;
 pub(crate) mod configs;
+pub(crate) mod coordinator;
 pub(crate) mod fetch;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;

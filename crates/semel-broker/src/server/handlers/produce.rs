@@ -130,7 +130,9 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
 fn assemble(topics: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)>) -> ProduceResponse {
     let responses = topics
         .into_iter()
-        .map(|(name, partitions)| TopicProduceResponse::default().with_name(name).with_partition_responses(partitions.into_iter().map(|p| p.response).collect()))
+        .map(|(name, partitions)| {
+            TopicProduceResponse::default().with_name(name).with_partition_responses(partitions.into_iter().map(|p| p.response).collect())
+        })
         .collect();
     ProduceResponse::default().with_responses(responses)
 }

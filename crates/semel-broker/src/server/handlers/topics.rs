@@ -9,8 +9,8 @@ use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, Cr
 use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest, DeleteRecordsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteRecordsRequest,
+    DeleteRecordsResponse, DeleteTopicsRequest, DeleteTopicsResponse,
 };
 
 use super::{code, metadata_error_code, text, topic_name, NONE};
@@ -26,7 +26,10 @@ fn spec_of(ctx: &RequestContext, topic: &CreatableTopic) -> Result<NewTopic, Met
     let node_id = ctx.state.config.node_id;
     let name = topic.name.0.to_string();
     if topic.replication_factor > 1 {
-        return Err(MetadataError::InvalidReplicationFactor(format!("replication factor {} is larger than the 1 available broker", topic.replication_factor)));
+        return Err(MetadataError::InvalidReplicationFactor(format!(
+            "replication factor {} is larger than the 1 available broker",
+            topic.replication_factor
+        )));
     }
     if topic.replication_factor == 0 || topic.replication_factor < -1 {
         return Err(MetadataError::InvalidReplicationFactor(format!("replication factor {} must be positive", topic.replication_factor)));
@@ -39,7 +42,9 @@ fn spec_of(ctx: &RequestContext, topic: &CreatableTopic) -> Result<NewTopic, Met
         }
     } else {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
-            return Err(MetadataError::InvalidPartitions("both a replica assignment and a partition count or replication factor were given".into()));
+            return Err(MetadataError::InvalidPartitions(
+                "both a replica assignment and a partition count or replication factor were given".into(),
+            ));
         }
         let mut indexes: Vec<i32> = topic.assignments.iter().map(|a| a.partition_index).collect();
         indexes.sort_unstable();
@@ -64,13 +69,17 @@ fn spec_of(ctx: &RequestContext, topic: &CreatableTopic) -> Result<NewTopic, Met
 pub(crate) async fn create_topics(ctx: &RequestContext, request: CreateTopicsRequest) -> Response<CreateTopicsResponse> {
     let state = &ctx.state;
     let mut seen = HashSet::new();
-    let duplicates: HashSet<String> = request.topics.iter().filter(|t| !seen.insert(t.name.0.to_string())).map(|t| t.name.0.to_string()).collect();
+    let duplicates: HashSet<String> =
+        request.topics.iter().filter(|t| !seen.insert(t.name.0.to_string())).map(|t| t.name.0.to_string()).collect();
     let mut results = Vec::with_capacity(request.topics.len());
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         let base = CreatableTopicResult::default().with_name(topic.name.clone()).with_num_partitions(-1).with_replication_factor(-1);
         if duplicates.contains(&name) {
-            results.push(base.with_error_code(code(ResponseError::InvalidRequest)).with_error_message(Some(text(format!("topic '{name}' appears more than once in the request")))));
+            results.push(
+                base.with_error_code(code(ResponseError::InvalidRequest))
+                    .with_error_message(Some(text(format!("topic '{name}' appears more than once in the request")))),
+            );
             continue;
         }
         let outcome = spec_of(ctx, topic).and_then(|spec| {
@@ -94,7 +103,8 @@ pub(crate) async fn create_topics(ctx: &RequestContext, request: CreateTopicsReq
                         CreatableTopicConfigs::default().with_name(text(def.name)).with_value(Some(text(value))).with_config_source(source)
                     })
                     .collect();
-                let mut result = base.with_error_code(NONE).with_num_partitions(spec.partitions).with_replication_factor(1).with_configs(Some(configs));
+                let mut result =
+                    base.with_error_code(NONE).with_num_partitions(spec.partitions).with_replication_factor(1).with_configs(Some(configs));
                 if let Some(created) = created {
                     result = result.with_topic_id(created.id);
                 }
@@ -143,7 +153,9 @@ pub(crate) async fn create_partitions(ctx: &RequestContext, request: CreateParti
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if let Some(assignments) = &t.assignments {
                 if assignments.iter().any(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>() != vec![node_id]) {
-                    return result.with_error_code(code(ResponseError::InvalidReplicaAssignment)).with_error_message(Some(text(format!("replicas must be exactly [{node_id}]"))));
+                    return result
+                        .with_error_code(code(ResponseError::InvalidReplicaAssignment))
+                        .with_error_message(Some(text(format!("replicas must be exactly [{node_id}]"))));
                 }
             }
             match metadata.create_partitions(&name, t.count, request.validate_only) {

@@ -1,0 +1,678 @@
+#!/usr/bin/env bash
+# Compatibility suite: confluent-kafka-python (librdkafka) against semel.
+#
+# Installs the client into compat/confluent-kafka-python/.venv (pinned version), builds
+# semel with `cargo build -p semel`, starts it on a free port with a temporary data dir,
+# runs the checks, prints one `PASS name` / `FAIL name: why` line per check and finally
+# `N passed, M failed`. Exits non-zero if any check failed.
+#
+# Environment:
+#   SEMEL_BIN=/path/to/semel   use this binary instead of building one
+#   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
+set -euo pipefail
+
+SUITE=confluent-kafka-python
+# Pinned client version (it bundles librdkafka).
+REQUIREMENTS=("confluent-kafka==2.16.1")
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+VENV="$HERE/.venv"
+PASSED=0
+FAILED=0
+SEMEL_PID=""
+SEMEL_RC=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-$SUITE.XXXXXX")"
+
+say() { echo "[$SUITE] $*" >&2; }
+
+record() { # record PASS|FAIL name-and-detail...
+  local status=$1
+  shift
+  if [ "$status" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+  echo "$status $*"
+}
+
+summary() { echo "$PASSED passed, $FAILED failed"; }
+
+stop_semel() {
+  [ -n "$SEMEL_PID" ] || return 0
+  local pid=$SEMEL_PID
+  SEMEL_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "semel (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  SEMEL_RC=0
+  wait "$pid" 2>/dev/null || SEMEL_RC=$?
+}
+
+cleanup() {
+  stop_semel
+  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+setup_failed() {
+  record FAIL "setup: $*"
+  summary
+  exit 1
+}
+
+# ---------------------------------------------------------------- client install
+install_client() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtualenv $VENV"
+    python3 -m venv "$VENV" || return 1
+  fi
+  if "$VENV/bin/python" -c '
+import sys, importlib.metadata as m
+sys.exit(any(m.version(r.split("==")[0]) != r.split("==")[1] for r in sys.argv[1:]))' "${REQUIREMENTS[@]}" 2>/dev/null; then
+    return 0
+  fi
+  say "installing ${REQUIREMENTS[*]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" >&2
+}
+install_client || setup_failed "cannot install ${REQUIREMENTS[*]} into $VENV"
+
+# ---------------------------------------------------------------- broker build
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+if [ -n "${SEMEL_BIN:-}" ]; then
+  SEMEL="$SEMEL_BIN"
+else
+  SEMEL="$TARGET_DIR/debug/semel"
+  say "cargo build -p semel"
+  if ! (cd "$ROOT" && cargo build -p semel) >"$WORK/cargo.log" 2>&1; then
+    tail -n 30 "$WORK/cargo.log" >&2
+    if [ -x "$SEMEL" ]; then
+      say "WARNING: cargo build -p semel failed; testing the existing binary $SEMEL"
+    else
+      setup_failed "cargo build -p semel failed"
+    fi
+  fi
+fi
+[ -x "$SEMEL" ] || setup_failed "no semel binary at $SEMEL"
+
+# ---------------------------------------------------------------- broker start
+PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
+BOOTSTRAP="127.0.0.1:$PORT"
+mkdir -p "$WORK/data"
+env -u SEMEL_CONFIG -u SEMEL_ADVERTISED "$SEMEL" serve --listen "$BOOTSTRAP" --data-dir "$WORK/data" \
+  >"$WORK/semel.out" 2>"$WORK/semel.log" &
+SEMEL_PID=$!
+ready=0
+for _ in $(seq 1 600); do
+  if ! kill -0 "$SEMEL_PID" 2>/dev/null; then
+    tail -n 30 "$WORK/semel.log" >&2
+    setup_failed "semel exited before accepting connections"
+  fi
+  if grep -q "semel listening on" "$WORK/semel.out" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || setup_failed "semel did not accept connections on $BOOTSTRAP within 60s"
+say "semel (pid $SEMEL_PID) listening on $BOOTSTRAP, data in $WORK/data"
+
+# ---------------------------------------------------------------- checks
+set +e
+timeout -k 10 1500 "$VENV/bin/python" -u - "$BOOTSTRAP" "$WORK/data" 2>"$WORK/client.log" <<'PY' | tee "$WORK/checks.out"
+import importlib.metadata
+import os
+import random
+import sys
+import time
+import traceback
+
+import confluent_kafka
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException,
+                             Producer, TopicPartition, TIMESTAMP_CREATE_TIME)
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                   ConfigSource, NewPartitions, NewTopic, OffsetSpec, ResourceType)
+
+BOOT = sys.argv[1]
+DATA_DIR = sys.argv[2]
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+N_MESSAGES = 10_000
+PARTITIONS = 3
+T_ADMIN = "ck-admin"
+RETENTION = "172800000"
+NOW_MS = int(time.time() * 1000)
+BASE_TS = NOW_MS - 3_600_000  # an hour ago: well inside the default retention
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, msg):
+    if not cond:
+        raise CheckFailed(msg)
+
+
+def check(name, fn, *args):
+    t0 = time.monotonic()
+    try:
+        detail = fn(*args)
+    except Exception as e:  # noqa: BLE001 - every failure is reported, none aborts the run
+        msg = f"{type(e).__name__}: {e}".replace("\n", " | ")
+        print(f"FAIL {name}: {msg}", flush=True)
+        print(f"--- {name}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return False
+    took = f"{time.monotonic() - t0:.1f}s"
+    print(f"PASS {name} ({detail + ', ' if detail else ''}{took})", flush=True)
+    return True
+
+
+_ADMIN = None
+
+
+def admin():
+    # One long-lived client: a dropped AdminClient cancels its pending futures.
+    global _ADMIN
+    if _ADMIN is None:
+        _ADMIN = AdminClient({"bootstrap.servers": BOOT})
+    return _ADMIN
+
+
+def producer(**extra):
+    conf = {"bootstrap.servers": BOOT, "acks": "all", "enable.idempotence": False,
+            "linger.ms": 5, "message.timeout.ms": 60000}
+    conf.update(extra)
+    return Producer(conf)
+
+
+def consumer():
+    # confluent-kafka refuses to build a consumer without group.id; the group is never
+    # joined (assign() only) and nothing is committed.
+    return Consumer({"bootstrap.servers": BOOT, "group.id": "semel-compat-unused",
+                     "enable.auto.commit": False, "enable.auto.offset.store": False,
+                     "auto.offset.reset": "earliest", "enable.partition.eof": True})
+
+
+def wait_all(futures, timeout=30):
+    return {k: f.result(timeout) for k, f in futures.items()}
+
+
+def create_topic(name, partitions, config=None):
+    wait_all(admin().create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1,
+                                             config=config or {})], request_timeout=30))
+
+
+def topic_partitions(name):
+    md = admin().list_topics(timeout=10)
+    t = md.topics.get(name)
+    return None if t is None else len(t.partitions)
+
+
+def norm_headers(h):
+    return list(h) if h else []
+
+
+def make_messages(codec, n=N_MESSAGES, partitions=PARTITIONS):
+    """Deterministic messages with edge cases: null keys/values, empty values, binary and
+    large values, duplicate / empty / null header values. Timestamps are BASE_TS + i."""
+    rnd = random.Random(f"semel-{codec}")
+    msgs = []
+    for i in range(n):
+        key = None if i % 97 == 0 else f"key-{codec}-{i}".encode()
+        if i % 101 == 0:
+            value = None
+        elif i % 103 == 0:
+            value = b""
+        elif i % 5 == 0:
+            value = rnd.randbytes(rnd.randint(1, 2000))
+        elif i % 2500 == 7:
+            value = (f"large {codec} {i} " * 20000).encode()  # ~300 KB, compressible
+        else:
+            value = (f"value {i} of {codec} " * rnd.randint(1, 30)).encode()
+        if i % 4 == 0:
+            headers = []
+        elif i % 4 == 1:
+            headers = [("h", f"{i}".encode())]
+        elif i % 4 == 2:
+            headers = [("dup", b"a"), ("dup", b"b"), ("empty", b""), ("bin", rnd.randbytes(8))]
+        else:
+            headers = [("null", None), ("utf8-ключ", "значение".encode())]
+        msgs.append({"partition": i % partitions, "key": key, "value": value,
+                     "headers": headers, "ts": BASE_TS + i})
+    return msgs
+
+
+def produce_all(p, topic, msgs):
+    """Produce, flush and return the (partition, offset) of every message (or raise)."""
+    reports = [None] * len(msgs)
+
+    def cb_for(i):
+        def cb(err, m):
+            reports[i] = err if err is not None else (m.partition(), m.offset())
+        return cb
+
+    for i, m in enumerate(msgs):
+        while True:
+            try:
+                p.produce(topic, value=m["value"], key=m["key"], partition=m["partition"],
+                          headers=m["headers"] or None, timestamp=m["ts"], on_delivery=cb_for(i))
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    left = p.flush(90)
+    expect(left == 0, f"{left} messages still undelivered after flush(90)")
+    errors = [(i, r) for i, r in enumerate(reports) if not isinstance(r, tuple)]
+    expect(not errors, f"{len(errors)} delivery errors, first: message {errors[0][0] if errors else ''}: "
+                       f"{errors[0][1] if errors else ''}")
+    return reports
+
+
+def consume_partitions(topic, expected_counts, start=OFFSET_BEGINNING, timeout=90):
+    """assign() every partition in expected_counts at `start`, read until each partition hit
+    EOF with at least its expected count. Returns {partition: [Message]}."""
+    c = consumer()
+    try:
+        c.assign([TopicPartition(topic, p, start) for p in expected_counts])
+        got = {p: [] for p in expected_counts}
+        eof = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = c.consume(num_messages=1000, timeout=1.0)
+            for m in batch:
+                if m.error():
+                    if m.error().code() == KafkaError._PARTITION_EOF:
+                        eof.add(m.partition())
+                        continue
+                    raise KafkaException(m.error())
+                got[m.partition()].append(m)
+            if all(p in eof and len(got[p]) >= n for p, n in expected_counts.items()):
+                break
+        short = {p: (len(got[p]), n) for p, n in expected_counts.items() if len(got[p]) < n}
+        expect(not short, f"timed out after {timeout}s; partition: (got, expected) = {short}")
+        return got
+    finally:
+        c.close()
+
+
+def compare(topic, msgs, got, first_offsets=None):
+    """Exact comparison of consumed messages with the produced ones, partition by partition."""
+    first_offsets = first_offsets or {}
+    by_part = {}
+    for m in msgs:
+        by_part.setdefault(m["partition"], []).append(m)
+    for p, want in by_part.items():
+        skip = first_offsets.get(p, 0)
+        want = want[skip:]
+        have = got.get(p, [])
+        expect(len(have) == len(want), f"partition {p}: consumed {len(have)} messages, expected {len(want)}")
+        for j, (w, h) in enumerate(zip(want, have)):
+            where = f"partition {p} offset {h.offset()}"
+            expect(h.topic() == topic, f"{where}: topic {h.topic()!r}")
+            expect(h.offset() == skip + j, f"{where}: expected offset {skip + j}")
+            expect(h.key() == w["key"], f"{where}: key {h.key()!r:.80} != {w['key']!r:.80}")
+            expect(h.value() == w["value"], f"{where}: value differs (len {len(h.value() or b'')} vs "
+                                            f"{len(w['value'] or b'')}; got {h.value()!r:.60}, want {w['value']!r:.60})")
+            expect(norm_headers(h.headers()) == w["headers"],
+                   f"{where}: headers {norm_headers(h.headers())!r:.200} != {w['headers']!r:.200}")
+            expect(h.timestamp() == (TIMESTAMP_CREATE_TIME, w["ts"]),
+                   f"{where}: timestamp {h.timestamp()} != (CreateTime, {w['ts']})")
+    return sum(len(v) for v in got.values())
+
+
+def per_partition_counts(msgs):
+    counts = {}
+    for m in msgs:
+        counts[m["partition"]] = counts.get(m["partition"], 0) + 1
+    return counts
+
+
+# ------------------------------------------------------------------------------- admin
+
+def c_create_topic():
+    create_topic(T_ADMIN, 3, {"retention.ms": RETENTION})
+    n = topic_partitions(T_ADMIN)
+    expect(n == 3, f"list_topics shows {n} partitions for {T_ADMIN}, expected 3")
+    return "3 partitions"
+
+
+def describe(topic):
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    return admin().describe_configs([res], request_timeout=30)[res].result(30)
+
+
+def c_describe_configs():
+    cfg = describe(T_ADMIN)
+    e = cfg.get("retention.ms")
+    expect(e is not None, f"retention.ms missing from describe_configs ({len(cfg)} entries: {sorted(cfg)[:10]})")
+    expect(e.value == RETENTION, f"retention.ms = {e.value!r}, expected {RETENTION!r}")
+    expect(e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value or e.source == ConfigSource.DYNAMIC_TOPIC_CONFIG,
+           f"retention.ms source = {e.source}, expected DYNAMIC_TOPIC_CONFIG")
+    expect(not e.is_default, "retention.ms reported as default")
+    cp = cfg.get("cleanup.policy")
+    expect(cp is not None and cp.value == "delete", f"cleanup.policy = {cp.value if cp else None!r}")
+    return f"retention.ms={e.value}, {len(cfg)} entries"
+
+
+def c_incremental_alter_configs():
+    res = ConfigResource(ResourceType.TOPIC, T_ADMIN, incremental_configs=[
+        ConfigEntry("retention.ms", "86400000", incremental_operation=AlterConfigOpType.SET)])
+    wait_all(admin().incremental_alter_configs([res]))
+    v = describe(T_ADMIN)["retention.ms"].value
+    expect(v == "86400000", f"after incremental SET retention.ms = {v!r}")
+    res = ConfigResource(ResourceType.TOPIC, T_ADMIN, incremental_configs=[
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)])
+    wait_all(admin().incremental_alter_configs([res]))
+    e = describe(T_ADMIN)["retention.ms"]
+    expect(e.is_default, f"after incremental DELETE retention.ms = {e.value!r} (source {e.source}), expected the default")
+    return f"SET then DELETE (default {e.value})"
+
+
+# ------------------------------------------------------------------------ produce/consume
+
+PRODUCED = {}
+
+
+def c_produce(codec):
+    topic = f"ck-{codec}"
+    create_topic(topic, PARTITIONS)
+    msgs = make_messages(codec)
+    p = producer(**{"compression.type": codec})
+    reports = produce_all(p, topic, msgs)
+    next_offset = {}
+    for i, (part, off) in enumerate(reports):
+        want = next_offset.get(msgs[i]["partition"], 0)
+        expect(part == msgs[i]["partition"], f"message {i} went to partition {part}, not {msgs[i]['partition']}")
+        expect(off == want, f"message {i} got offset {off} in partition {part}, expected {want} (order)")
+        next_offset[part] = off + 1
+    PRODUCED[codec] = msgs
+    return f"{len(msgs)} msgs to {PARTITIONS} partitions, offsets {next_offset}"
+
+
+def c_consume(codec):
+    expect(codec in PRODUCED, "nothing was produced (produce check failed)")
+    msgs = PRODUCED[codec]
+    got = consume_partitions(f"ck-{codec}", per_partition_counts(msgs))
+    n = compare(f"ck-{codec}", msgs, got)
+    return f"{n} msgs identical, per-partition order kept"
+
+
+CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+
+
+def c_codec_on_disk(codec):
+    """The codec really was used on the wire: semel stores record batches as the producer sent
+    them, so the codec bits (attributes & 7) of the stored batches show what was sent. Clients
+    send a batch uncompressed when compression would not shrink it, so a few records in
+    uncompressed batches are fine; another codec, or mostly uncompressed records, are not."""
+    expect(codec in PRODUCED, "nothing was produced (produce check failed)")
+    seen = {}  # codec id -> batches
+    recs = {}  # codec id -> records
+    size = 0
+    for p in range(PARTITIONS):
+        d = os.path.join(DATA_DIR, f"ck-{codec}-{p}")
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            size += len(data)
+            pos = 0
+            while pos + 61 <= len(data):
+                length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+                attrs = int.from_bytes(data[pos + 21:pos + 23], "big", signed=True)
+                count = int.from_bytes(data[pos + 57:pos + 61], "big", signed=True)
+                seen[attrs & 7] = seen.get(attrs & 7, 0) + 1
+                recs[attrs & 7] = recs.get(attrs & 7, 0) + count
+                pos += 12 + length
+    names = {v: k for k, v in CODEC_IDS.items()}
+    found = ", ".join(f"{n} batches ({recs[c]} records) {names.get(c, c)}" for c, n in sorted(seen.items()))
+    hint = ""
+    if codec == "lz4" and not seen.get(CODEC_IDS["lz4"]):
+        hint = (" -- librdkafka only uses lz4 when the broker advertises FindCoordinator (its proxy "
+                "for the LZ4 feature, rdkafka_feature.c) and silently sends uncompressed otherwise")
+    want = CODEC_IDS[codec]
+    other = {c: n for c, n in seen.items() if c not in (want, 0)}
+    total = sum(recs.values())
+    expect(total > 0, "no batches on disk")
+    expect(not other and recs.get(want, 0) >= 0.9 * total,
+           f"stored: {found}; expected {codec} (at most 10% of the records uncompressed){hint}")
+    return found
+
+
+# ----------------------------------------------------------------------------- offsets
+
+def c_watermarks():
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "ck-none was not produced")
+    counts = per_partition_counts(msgs)
+    c = consumer()
+    try:
+        for p, n in counts.items():
+            wm = c.get_watermark_offsets(TopicPartition("ck-none", p), timeout=10)
+            expect(wm == (0, n), f"partition {p}: get_watermark_offsets = {wm}, expected (0, {n})")
+    finally:
+        c.close()
+    return f"(low, high) per partition = {[(0, counts[p]) for p in sorted(counts)]}"
+
+
+def c_list_offsets():
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "ck-none was not produced")
+    counts = per_partition_counts(msgs)
+    a = admin()
+    for spec_name, spec, want in (("earliest", OffsetSpec.earliest(), lambda p: 0),
+                                  ("latest", OffsetSpec.latest(), lambda p: counts[p]),
+                                  ("max_timestamp", OffsetSpec.max_timestamp(), lambda p: counts[p] - 1)):
+        req = {TopicPartition("ck-none", p): spec for p in counts}
+        res = wait_all(a.list_offsets(req, request_timeout=30))
+        for tp, info in res.items():
+            expect(info.offset == want(tp.partition),
+                   f"list_offsets {spec_name} partition {tp.partition}: offset {info.offset}, expected {want(tp.partition)}")
+            if spec_name == "max_timestamp":
+                last = [m for m in msgs if m["partition"] == tp.partition][-1]
+                expect(info.timestamp == last["ts"], f"max_timestamp partition {tp.partition}: timestamp "
+                                                     f"{info.timestamp}, expected {last['ts']}")
+    return "earliest, latest, max_timestamp"
+
+
+def c_offsets_for_times():
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "ck-none was not produced")
+    by_part = {}
+    for m in msgs:
+        by_part.setdefault(m["partition"], []).append(m)
+    c = consumer()
+    a = admin()
+    try:
+        cases = []
+        for p, ms in by_part.items():
+            k = 1234 + p
+            cases.append((p, ms[k]["ts"], k))            # exact timestamp of a message
+            cases.append((p, ms[k]["ts"] + 1, k + 1))    # between two messages -> the next one
+            cases.append((p, BASE_TS - 10_000, 0))       # before everything -> first offset
+            cases.append((p, NOW_MS + 86_400_000, -1))   # after everything -> -1 (end)
+        # A partition may appear once per request, so one lookup per call, then one call
+        # covering every partition at once.
+        for p, ts, want in cases:
+            tp = c.offsets_for_times([TopicPartition("ck-none", p, ts)], timeout=15)[0]
+            expect(tp.error is None, f"partition {p} ts {ts}: error {tp.error}")
+            expect(tp.offset == want, f"consumer.offsets_for_times partition {p} ts {ts}: offset {tp.offset}, expected {want}")
+        some = [case for case in cases if case[2] not in (0, -1)][::2]
+        res = c.offsets_for_times([TopicPartition("ck-none", p, ts) for p, ts, _ in some], timeout=15)
+        got = sorted((tp.partition, tp.offset) for tp in res)
+        want = sorted((p, w) for p, _, w in some)
+        expect(got == want, f"consumer.offsets_for_times over all partitions: {got}, expected {want}")
+        for p, ts, want in cases:
+            info = a.list_offsets({TopicPartition("ck-none", p): OffsetSpec.for_timestamp(ts)},
+                                  request_timeout=30)[TopicPartition("ck-none", p)].result(30)
+            expect(info.offset == want, f"admin list_offsets for_timestamp partition {p} ts {ts}: "
+                                        f"offset {info.offset}, expected {want}")
+    finally:
+        c.close()
+    return f"{len(cases)} lookups via consumer and admin"
+
+
+def c_delete_records():
+    expect(hasattr(AdminClient, "delete_records"), f"confluent-kafka {importlib.metadata.version('confluent-kafka')} has no delete_records")
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "ck-none was not produced")
+    counts = per_partition_counts(msgs)
+    tp = TopicPartition("ck-none", 0, 1000)
+    res = admin().delete_records([tp], request_timeout=30)
+    dr = list(res.values())[0].result(30)
+    expect(dr.low_watermark == 1000, f"delete_records returned low_watermark {dr.low_watermark}, expected 1000")
+    c = consumer()
+    try:
+        wm = c.get_watermark_offsets(TopicPartition("ck-none", 0), timeout=10)
+        expect(wm == (1000, counts[0]), f"get_watermark_offsets after delete_records = {wm}, expected (1000, {counts[0]})")
+    finally:
+        c.close()
+    info = admin().list_offsets({TopicPartition("ck-none", 0): OffsetSpec.earliest()})[TopicPartition("ck-none", 0)].result(30)
+    expect(info.offset == 1000, f"list_offsets earliest after delete_records = {info.offset}, expected 1000")
+    got = consume_partitions("ck-none", {0: counts[0] - 1000})
+    expect(got[0][0].offset() == 1000, f"consuming from OFFSET_BEGINNING started at {got[0][0].offset()}, expected 1000")
+    compare("ck-none", [m for m in msgs if m["partition"] == 0], got, first_offsets={0: 1000})
+    return f"low watermark 0 -> 1000, consume from beginning starts at 1000"
+
+
+def c_create_partitions():
+    wait_all(admin().create_partitions([NewPartitions(T_ADMIN, 5)], request_timeout=30))
+    deadline = time.monotonic() + 10
+    n = None
+    while time.monotonic() < deadline:
+        n = topic_partitions(T_ADMIN)
+        if n == 5:
+            break
+        time.sleep(0.2)
+    expect(n == 5, f"list_topics shows {n} partitions after create_partitions(5)")
+    p = producer()
+    msgs = [{"partition": 4, "key": b"new-partition", "value": b"hello p4", "headers": [], "ts": NOW_MS}]
+    produce_all(p, T_ADMIN, msgs)
+    got = consume_partitions(T_ADMIN, {4: 1})
+    compare(T_ADMIN, msgs, got)
+    return "3 -> 5 partitions, produced/consumed partition 4"
+
+
+def c_delete_topics():
+    name = "ck-doomed"
+    create_topic(name, 2)
+    p = producer()
+    produce_all(p, name, [{"partition": i % 2, "key": None, "value": b"x%d" % i, "headers": [], "ts": NOW_MS}
+                          for i in range(10)])
+    del p
+    wait_all(admin().delete_topics([name], operation_timeout=30, request_timeout=30))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if name not in admin().list_topics(timeout=10).topics:
+            break
+        time.sleep(0.2)
+    expect(name not in admin().list_topics(timeout=10).topics, f"{name} still in list_topics 15s after delete_topics")
+    # The name is reusable and the old data is gone.
+    create_topic(name, 1)
+    info = admin().list_offsets({TopicPartition(name, 0): OffsetSpec.latest()})[TopicPartition(name, 0)].result(30)
+    expect(info.offset == 0, f"re-created {name} has end offset {info.offset}, expected 0")
+    wait_all(admin().delete_topics([name], request_timeout=30))
+    return "gone from list_topics; re-created empty"
+
+
+def c_produce_bad_partition():
+    p = producer(**{"message.timeout.ms": 10000})
+    outcome = {}
+
+    def cb(err, m):
+        outcome["err"] = err
+        outcome["partition"] = m.partition()
+
+    how = None
+    try:
+        p.produce(T_ADMIN, value=b"nowhere", partition=99, on_delivery=cb)
+        left = p.flush(30)
+        expect(left == 0, "the message to partition 99 was neither delivered nor failed within 30s")
+        err = outcome.get("err")
+        expect(err is not None, f"producing to partition 99 of a 5-partition topic succeeded: {outcome}")
+        how = f"delivery report: {err.name()}"
+    except KafkaException as e:
+        how = f"produce() raised {e.args[0].name()}"
+    # The producer (and the broker) still work afterwards.
+    produce_all(p, T_ADMIN, [{"partition": 0, "key": b"after", "value": b"ok", "headers": [], "ts": NOW_MS}])
+    return f"{how}; next produce fine"
+
+
+def c_broker_metadata():
+    md = admin().list_topics(timeout=10)
+    brokers = list(md.brokers.values())
+    expect(len(brokers) == 1, f"{len(brokers)} brokers in metadata")
+    b = brokers[0]
+    expect(f"{b.host}:{b.port}" == BOOT, f"broker advertised as {b.host}:{b.port}, expected {BOOT}")
+    expect(md.controller_id == b.id, f"controller id {md.controller_id} != broker id {b.id}")
+    dc = admin().describe_cluster(request_timeout=30).result(30)
+    expect(len(dc.nodes) == 1 and dc.nodes[0].port == b.port, f"describe_cluster nodes {dc.nodes}")
+    return f"broker {b.id} at {b.host}:{b.port}, cluster id {dc.cluster_id}"
+
+
+print(f"# confluent-kafka {importlib.metadata.version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]}", flush=True)
+check("metadata: one broker at the bootstrap address, describe_cluster", c_broker_metadata)
+check("admin.create_topics 3 partitions + retention.ms", c_create_topic)
+check("admin.describe_configs shows retention.ms", c_describe_configs)
+check("admin.incremental_alter_configs SET/DELETE retention.ms", c_incremental_alter_configs)
+for codec in CODECS:
+    check(f"produce 10k keys/values/headers acks=all compression={codec}", c_produce, codec)
+for codec in CODECS:
+    check(f"consume assign() from OFFSET_BEGINNING compression={codec}: exact content and order", c_consume, codec)
+for codec in CODECS:
+    check(f"batches stored with compression={codec} (codec really used on the wire)", c_codec_on_disk, codec)
+check("consumer.get_watermark_offsets", c_watermarks)
+check("admin.list_offsets earliest/latest/max_timestamp", c_list_offsets)
+check("offsets_for_times (consumer and admin for_timestamp)", c_offsets_for_times)
+check("admin.delete_records moves the low watermark", c_delete_records)
+check("admin.create_partitions 3 -> 5", c_create_partitions)
+check("admin.delete_topics then gone from list_topics", c_delete_topics)
+check("produce to a non-existent partition fails cleanly", c_produce_bad_partition)
+PY
+rc=${PIPESTATUS[0]}
+set -e
+
+PASSED=$((PASSED + $(grep -c '^PASS ' "$WORK/checks.out" || true)))
+FAILED=$((FAILED + $(grep -c '^FAIL ' "$WORK/checks.out" || true)))
+if [ "$rc" != 0 ]; then
+  record FAIL "client harness exited with status $rc (see the client log below)"
+fi
+if [ "$FAILED" != 0 ] || [ "$rc" != 0 ]; then
+  say "--- last lines of the client log ($WORK/client.log)"
+  tail -n 40 "$WORK/client.log" >&2 || true
+fi
+
+# ---------------------------------------------------------------- broker health and shutdown
+if kill -0 "$SEMEL_PID" 2>/dev/null; then
+  stop_semel
+  if [ "$SEMEL_RC" = 0 ]; then
+    record PASS "semel shut down cleanly on SIGTERM"
+  else
+    record FAIL "semel shut down cleanly on SIGTERM: exit status $SEMEL_RC"
+  fi
+else
+  record FAIL "semel shut down cleanly on SIGTERM: semel died during the checks"
+  stop_semel
+fi
+if grep -Eq ' (ERROR|WARN) ' <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/semel.log"); then
+  say "--- semel warnings and errors ($WORK/semel.log)"
+  sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/peer=[0-9.:]+/peer=*/' "$WORK/semel.log" | grep -E '^(ERROR|WARN) ' |
+    sort | uniq -c | sort -rn | head -n 20 >&2 || true
+fi
+
+summary
+[ "$FAILED" = 0 ]

@@ -1,0 +1,594 @@
+#!/usr/bin/env bash
+# Compatibility suite: kafka-python against semel.
+#
+# Installs the client into compat/kafka-python/.venv (pinned versions), builds
+# semel with `cargo build -p semel`, starts it on a free port with a temporary data dir,
+# runs the checks, prints one `PASS name` / `FAIL name: why` line per check and finally
+# `N passed, M failed`. Exits non-zero if any check failed.
+#
+# Environment:
+#   SEMEL_BIN=/path/to/semel   use this binary instead of building one
+#   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
+set -euo pipefail
+
+SUITE=kafka-python
+# Pinned client version, plus the codec libraries kafka-python needs for snappy (python-snappy,
+# which uses cramjam), lz4 and zstd.
+REQUIREMENTS=("kafka-python==3.0.12" "python-snappy==0.7.3" "cramjam==2.14.0" "lz4==4.4.5" "zstandard==0.25.0")
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+VENV="$HERE/.venv"
+PASSED=0
+FAILED=0
+SEMEL_PID=""
+SEMEL_RC=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-$SUITE.XXXXXX")"
+
+say() { echo "[$SUITE] $*" >&2; }
+
+record() { # record PASS|FAIL name-and-detail...
+  local status=$1
+  shift
+  if [ "$status" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+  echo "$status $*"
+}
+
+summary() { echo "$PASSED passed, $FAILED failed"; }
+
+stop_semel() {
+  [ -n "$SEMEL_PID" ] || return 0
+  local pid=$SEMEL_PID
+  SEMEL_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "semel (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  SEMEL_RC=0
+  wait "$pid" 2>/dev/null || SEMEL_RC=$?
+}
+
+cleanup() {
+  stop_semel
+  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+setup_failed() {
+  record FAIL "setup: $*"
+  summary
+  exit 1
+}
+
+# ---------------------------------------------------------------- client install
+install_client() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtualenv $VENV"
+    python3 -m venv "$VENV" || return 1
+  fi
+  if "$VENV/bin/python" -c '
+import sys, importlib.metadata as m
+sys.exit(any(m.version(r.split("==")[0]) != r.split("==")[1] for r in sys.argv[1:]))' "${REQUIREMENTS[@]}" 2>/dev/null; then
+    return 0
+  fi
+  say "installing ${REQUIREMENTS[*]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" >&2
+}
+install_client || setup_failed "cannot install ${REQUIREMENTS[*]} into $VENV"
+
+# ---------------------------------------------------------------- broker build
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+if [ -n "${SEMEL_BIN:-}" ]; then
+  SEMEL="$SEMEL_BIN"
+else
+  SEMEL="$TARGET_DIR/debug/semel"
+  say "cargo build -p semel"
+  if ! (cd "$ROOT" && cargo build -p semel) >"$WORK/cargo.log" 2>&1; then
+    tail -n 30 "$WORK/cargo.log" >&2
+    if [ -x "$SEMEL" ]; then
+      say "WARNING: cargo build -p semel failed; testing the existing binary $SEMEL"
+    else
+      setup_failed "cargo build -p semel failed"
+    fi
+  fi
+fi
+[ -x "$SEMEL" ] || setup_failed "no semel binary at $SEMEL"
+
+# ---------------------------------------------------------------- broker start
+PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
+BOOTSTRAP="127.0.0.1:$PORT"
+mkdir -p "$WORK/data"
+env -u SEMEL_CONFIG -u SEMEL_ADVERTISED "$SEMEL" serve --listen "$BOOTSTRAP" --data-dir "$WORK/data" \
+  >"$WORK/semel.out" 2>"$WORK/semel.log" &
+SEMEL_PID=$!
+ready=0
+for _ in $(seq 1 600); do
+  if ! kill -0 "$SEMEL_PID" 2>/dev/null; then
+    tail -n 30 "$WORK/semel.log" >&2
+    setup_failed "semel exited before accepting connections"
+  fi
+  if grep -q "semel listening on" "$WORK/semel.out" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || setup_failed "semel did not accept connections on $BOOTSTRAP within 60s"
+say "semel (pid $SEMEL_PID) listening on $BOOTSTRAP, data in $WORK/data"
+
+# ---------------------------------------------------------------- checks
+set +e
+timeout -k 10 1500 "$VENV/bin/python" -u - "$BOOTSTRAP" "$WORK/data" 2>"$WORK/client.log" <<'PY' | tee "$WORK/checks.out"
+import importlib.metadata
+import os
+import random
+import sys
+import time
+import traceback
+
+import kafka
+import kafka.codec
+import kafka.errors as Errors
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
+
+BOOT = sys.argv[1]
+DATA_DIR = sys.argv[2]
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+N_MESSAGES = 5_000
+PARTITIONS = 3
+T_ADMIN = "kp-admin"
+RETENTION = "172800000"
+NOW_MS = int(time.time() * 1000)
+BASE_TS = NOW_MS - 3_600_000  # an hour ago: well inside the default retention
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def expect(cond, msg):
+    if not cond:
+        raise CheckFailed(msg)
+
+
+def check(name, fn, *args):
+    t0 = time.monotonic()
+    try:
+        detail = fn(*args)
+    except Exception as e:  # noqa: BLE001 - every failure is reported, none aborts the run
+        msg = f"{type(e).__name__}: {e}".replace("\n", " | ")
+        print(f"FAIL {name}: {msg}", flush=True)
+        print(f"--- {name}", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        return False
+    took = f"{time.monotonic() - t0:.1f}s"
+    print(f"PASS {name} ({detail + ', ' if detail else ''}{took})", flush=True)
+    return True
+
+
+_ADMIN = None
+
+
+def admin():
+    global _ADMIN
+    if _ADMIN is None:
+        _ADMIN = KafkaAdminClient(bootstrap_servers=BOOT, request_timeout_ms=30000)
+    return _ADMIN
+
+
+def producer(**extra):
+    conf = dict(bootstrap_servers=BOOT, acks="all", enable_idempotence=False, linger_ms=5,
+                retries=5, request_timeout_ms=30000, max_block_ms=30000)
+    conf.update(extra)
+    return KafkaProducer(**conf)
+
+
+def consumer(**extra):
+    conf = dict(bootstrap_servers=BOOT, group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", request_timeout_ms=30000)
+    conf.update(extra)
+    return KafkaConsumer(**conf)
+
+
+def make_messages(codec, n=N_MESSAGES, partitions=PARTITIONS):
+    """Deterministic messages with edge cases: null keys/values, empty values, binary and
+    large values, duplicate / empty header values. Timestamps are BASE_TS + i."""
+    rnd = random.Random(f"semel-{codec}")
+    msgs = []
+    for i in range(n):
+        key = None if i % 97 == 0 else f"key-{codec}-{i}".encode()
+        if i % 101 == 0:
+            value = None
+        elif i % 103 == 0:
+            value = b""
+        elif i % 5 == 0:
+            value = rnd.randbytes(rnd.randint(1, 2000))
+        elif i % 2500 == 7:
+            value = (f"large {codec} {i} " * 20000).encode()  # ~300 KB, compressible
+        else:
+            value = (f"value {i} of {codec} " * rnd.randint(1, 30)).encode()
+        if key is None and value is None:
+            key = b"k"  # kafka-python refuses a record with neither key nor value
+        if i % 4 == 0:
+            headers = []
+        elif i % 4 == 1:
+            headers = [("h", f"{i}".encode())]
+        elif i % 4 == 2:
+            headers = [("dup", b"a"), ("dup", b"b"), ("empty", b""), ("bin", rnd.randbytes(8))]
+        else:
+            # kafka-python refuses None header values, so no null header here.
+            headers = [("utf8-ключ", "значение".encode()), ("zero", b"\x00")]
+        msgs.append({"partition": i % partitions, "key": key, "value": value,
+                     "headers": headers, "ts": BASE_TS + i})
+    return msgs
+
+
+def produce_all(p, topic, msgs):
+    futures = [p.send(topic, value=m["value"], key=m["key"], headers=m["headers"] or None,
+                      partition=m["partition"], timestamp_ms=m["ts"]) for m in msgs]
+    p.flush(timeout=90)
+    out = []
+    for i, f in enumerate(futures):
+        try:
+            md = f.get(timeout=30)
+        except Exception as e:  # noqa: BLE001
+            raise CheckFailed(f"message {i} not delivered: {type(e).__name__}: {e}") from e
+        out.append((md.partition, md.offset))
+    return out
+
+
+def per_partition(msgs):
+    by_part = {}
+    for m in msgs:
+        by_part.setdefault(m["partition"], []).append(m)
+    return by_part
+
+
+def consume_all(topic, counts, timeout=90, seek_beginning=True):
+    """assign() + seek_to_beginning(), poll until every partition has its count."""
+    c = consumer()
+    try:
+        tps = [TopicPartition(topic, p) for p in counts]
+        c.assign(tps)
+        if seek_beginning:
+            c.seek_to_beginning(*tps)
+        got = {p: [] for p in counts}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(len(got[p]) < n for p, n in counts.items()):
+            for tp, records in c.poll(timeout_ms=1000, max_records=2000).items():
+                got[tp.partition].extend(records)
+        short = {p: (len(got[p]), n) for p, n in counts.items() if len(got[p]) < n}
+        expect(not short, f"timed out after {timeout}s; partition: (got, expected) = {short}")
+        # Nothing beyond the expected records.
+        extra = c.poll(timeout_ms=500)
+        expect(not any(extra.values()), f"unexpected extra records: {sum(len(v) for v in extra.values())}")
+        return got
+    finally:
+        c.close()
+
+
+def compare(topic, msgs, got, first_offsets=None):
+    first_offsets = first_offsets or {}
+    for p, want in per_partition(msgs).items():
+        skip = first_offsets.get(p, 0)
+        want = want[skip:]
+        have = got.get(p, [])
+        expect(len(have) == len(want), f"partition {p}: consumed {len(have)} records, expected {len(want)}")
+        for j, (w, h) in enumerate(zip(want, have)):
+            where = f"partition {p} offset {h.offset}"
+            expect(h.topic == topic, f"{where}: topic {h.topic!r}")
+            expect(h.offset == skip + j, f"{where}: expected offset {skip + j}")
+            expect(h.key == w["key"], f"{where}: key {h.key!r:.80} != {w['key']!r:.80}")
+            expect(h.value == w["value"], f"{where}: value differs (len {len(h.value or b'')} vs "
+                                          f"{len(w['value'] or b'')}; got {h.value!r:.60}, want {w['value']!r:.60})")
+            expect(list(h.headers or []) == w["headers"],
+                   f"{where}: headers {list(h.headers or [])!r:.200} != {w['headers']!r:.200}")
+            expect((h.timestamp_type, h.timestamp) == (0, w["ts"]),
+                   f"{where}: timestamp ({h.timestamp_type}, {h.timestamp}) != (CreateTime=0, {w['ts']})")
+    return sum(len(v) for v in got.values())
+
+
+# ------------------------------------------------------------------------------- admin
+
+def topic_partition_count(name):
+    for t in admin().describe_topics([name]):
+        if t.get("name") == name and t.get("error_code", 0) == 0:
+            return len(t.get("partitions") or [])
+    return None
+
+
+def c_create_topics():
+    res = admin().create_topics({T_ADMIN: {"num_partitions": 3, "replication_factor": 1,
+                                           "configs": {"retention.ms": RETENTION}}})
+    errs = [(t.get("name"), t.get("error_code")) for t in res.get("topics", []) if t.get("error_code")]
+    expect(not errs, f"create_topics errors: {errs}")
+    expect(T_ADMIN in admin().list_topics(), f"{T_ADMIN} not in list_topics()")
+    n = topic_partition_count(T_ADMIN)
+    expect(n == 3, f"describe_topics shows {n} partitions, expected 3")
+    return "3 partitions"
+
+
+def describe(topic, config_filter="all"):
+    res = admin().describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)], config_filter=config_filter)
+    return res["topic"][topic]
+
+
+def c_describe_configs():
+    cfg = describe(T_ADMIN, "modified")
+    e = cfg.get("retention.ms")
+    expect(e is not None, f"retention.ms missing from describe_configs(modified): {sorted(cfg)}")
+    expect(e.get("value") == RETENTION, f"retention.ms = {e.get('value')!r}, expected {RETENTION!r}")
+    full = describe(T_ADMIN, "all")
+    cp = full.get("cleanup.policy")
+    expect(cp is not None and cp.get("value") == "delete", f"cleanup.policy = {cp!r:.200}")
+    return f"retention.ms={e.get('value')}, {len(full)} entries in all"
+
+
+def c_alter_configs():
+    admin().alter_configs([ConfigResource(ConfigResourceType.TOPIC, T_ADMIN, {"retention.ms": "86400000"})])
+    v = describe(T_ADMIN).get("retention.ms", {}).get("value")
+    expect(v == "86400000", f"after alter_configs retention.ms = {v!r}")
+    return "retention.ms=86400000"
+
+
+def c_create_partitions():
+    admin().create_partitions({T_ADMIN: 4})
+    n = topic_partition_count(T_ADMIN)
+    expect(n == 4, f"describe_topics shows {n} partitions after create_partitions(4)")
+    p = producer()
+    try:
+        msgs = [{"partition": 3, "key": b"new-partition", "value": b"hello p3", "headers": [], "ts": NOW_MS}]
+        produce_all(p, T_ADMIN, msgs)
+    finally:
+        p.close()
+    got = consume_all(T_ADMIN, {3: 1})
+    compare(T_ADMIN, msgs, got)
+    return "3 -> 4 partitions, produced/consumed partition 3"
+
+
+def c_delete_topics():
+    name = "kp-doomed"
+    admin().create_topics({name: {"num_partitions": 2, "replication_factor": 1}})
+    res = admin().delete_topics([name])
+    errs = [(t.get("name"), t.get("error_code")) for t in res.get("topics", []) if t.get("error_code")]
+    expect(not errs, f"delete_topics errors: {errs}")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and name in admin().list_topics():
+        time.sleep(0.2)
+    expect(name not in admin().list_topics(), f"{name} still in list_topics() 15s after delete_topics")
+    return "gone from list_topics()"
+
+
+# ------------------------------------------------------------------------ produce/consume
+
+PRODUCED = {}
+
+
+def c_produce(codec):
+    topic = f"kp-{codec}"
+    admin().create_topics({topic: {"num_partitions": PARTITIONS, "replication_factor": 1}})
+    msgs = make_messages(codec)
+    p = producer(compression_type=None if codec == "none" else codec)
+    try:
+        reports = produce_all(p, topic, msgs)
+    finally:
+        p.close()
+    next_offset = {}
+    for i, (part, off) in enumerate(reports):
+        want = next_offset.get(msgs[i]["partition"], 0)
+        expect(part == msgs[i]["partition"], f"message {i} went to partition {part}, not {msgs[i]['partition']}")
+        expect(off == want, f"message {i} got offset {off} in partition {part}, expected {want} (order)")
+        next_offset[part] = off + 1
+    PRODUCED[codec] = msgs
+    return f"{len(msgs)} msgs to {PARTITIONS} partitions, offsets {next_offset}"
+
+
+def c_consume(codec):
+    expect(codec in PRODUCED, "nothing was produced (produce check failed)")
+    msgs = PRODUCED[codec]
+    got = consume_all(f"kp-{codec}", {p: len(v) for p, v in per_partition(msgs).items()})
+    n = compare(f"kp-{codec}", msgs, got)
+    return f"{n} records identical, per-partition order kept"
+
+
+def c_codec_on_disk(codec):
+    """The codec really was used on the wire: semel stores record batches as the producer sent
+    them, so the codec bits (attributes & 7) of the stored batches show what was sent. Clients
+    send a batch uncompressed when compression would not shrink it, so a few records in
+    uncompressed batches are fine; another codec, or mostly uncompressed records, are not."""
+    expect(codec in PRODUCED, "nothing was produced (produce check failed)")
+    seen = {}  # codec id -> batches
+    recs = {}  # codec id -> records
+    for p in range(PARTITIONS):
+        d = os.path.join(DATA_DIR, f"kp-{codec}-{p}")
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            pos = 0
+            while pos + 61 <= len(data):
+                length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+                attrs = int.from_bytes(data[pos + 21:pos + 23], "big", signed=True)
+                count = int.from_bytes(data[pos + 57:pos + 61], "big", signed=True)
+                seen[attrs & 7] = seen.get(attrs & 7, 0) + 1
+                recs[attrs & 7] = recs.get(attrs & 7, 0) + count
+                pos += 12 + length
+    names = {v: k for k, v in CODEC_IDS.items()}
+    found = ", ".join(f"{n} batches ({recs[c]} records) {names.get(c, c)}" for c, n in sorted(seen.items()))
+    want = CODEC_IDS[codec]
+    other = {c: n for c, n in seen.items() if c not in (want, 0)}
+    total = sum(recs.values())
+    expect(total > 0, "no batches on disk")
+    expect(not other and recs.get(want, 0) >= 0.9 * total,
+           f"stored: {found}; expected {codec} (at most 10% of the records uncompressed)")
+    return found
+
+
+# ----------------------------------------------------------------------------- offsets
+
+def c_beginning_end_offsets():
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "kp-none was not produced")
+    counts = {p: len(v) for p, v in per_partition(msgs).items()}
+    c = consumer()
+    try:
+        tps = [TopicPartition("kp-none", p) for p in counts]
+        b = c.beginning_offsets(tps)
+        e = c.end_offsets(tps)
+    finally:
+        c.close()
+    for tp in tps:
+        expect(b.get(tp) == 0, f"beginning_offsets[{tp.partition}] = {b.get(tp)}, expected 0")
+        expect(e.get(tp) == counts[tp.partition], f"end_offsets[{tp.partition}] = {e.get(tp)}, expected {counts[tp.partition]}")
+    return f"beginning {sorted((tp.partition, o) for tp, o in b.items())}, end {sorted((tp.partition, o) for tp, o in e.items())}"
+
+
+def c_offsets_for_times():
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "kp-none was not produced")
+    by_part = per_partition(msgs)
+    cases = []
+    for p, ms in by_part.items():
+        k = 1234 + p
+        cases.append((p, ms[k]["ts"], k, ms[k]["ts"]))              # exact timestamp of a record
+        cases.append((p, ms[k]["ts"] + 1, k + 1, ms[k + 1]["ts"]))  # between two -> the next one
+        cases.append((p, BASE_TS - 10_000, 0, ms[0]["ts"]))         # before everything -> first
+        cases.append((p, NOW_MS + 86_400_000, None, None))         # after everything -> None
+    c = consumer()
+    try:
+        for p, ts, want, want_ts in cases:
+            tp = TopicPartition("kp-none", p)
+            r = c.offsets_for_times({tp: ts}).get(tp)
+            if want is None:
+                expect(r is None, f"partition {p} ts {ts} (after the last record): {r}, expected None")
+            else:
+                expect(r is not None and (r.offset, r.timestamp) == (want, want_ts),
+                       f"partition {p} ts {ts}: {r}, expected offset {want} timestamp {want_ts}")
+        # One lookup per partition in a single request (the last mid-log case of each).
+        some = {TopicPartition("kp-none", p): ts for p, ts, want, _ in cases if want not in (None, 0)}
+        r = c.offsets_for_times(some)
+        expect(set(r) == set(some) and all(v is not None for v in r.values()),
+               f"offsets_for_times over all partitions: {r}")
+    finally:
+        c.close()
+    return f"{len(cases)} lookups + one over all partitions"
+
+
+def c_delete_records():
+    msgs = PRODUCED.get("none")
+    expect(msgs is not None, "kp-none was not produced")
+    counts = {p: len(v) for p, v in per_partition(msgs).items()}
+    tp = TopicPartition("kp-none", 0)
+    res = admin().delete_records({tp: 500})
+    c = consumer()
+    try:
+        b = c.beginning_offsets([tp])[tp]
+        expect(b == 500, f"beginning_offsets after delete_records(500) = {b} (admin said {res})")
+    finally:
+        c.close()
+    got = consume_all("kp-none", {0: counts[0] - 500})
+    expect(got[0][0].offset == 500, f"seek_to_beginning then poll started at {got[0][0].offset}, expected 500")
+    compare("kp-none", [m for m in msgs if m["partition"] == 0], got, first_offsets={0: 500})
+    return "low watermark 0 -> 500, reading from the beginning starts at 500"
+
+
+def c_produce_bad_partition():
+    p = producer(max_block_ms=10000)
+    try:
+        how = None
+        try:
+            f = p.send(T_ADMIN, value=b"nowhere", partition=99)
+            f.get(timeout=30)
+            raise CheckFailed("producing to partition 99 of a 4-partition topic succeeded")
+        except CheckFailed:
+            raise
+        except Exception as e:  # noqa: BLE001 - any clean client error is fine
+            how = f"{type(e).__name__}: {str(e)[:80]}"
+        produce_all(p, T_ADMIN, [{"partition": 0, "key": b"after", "value": b"ok", "headers": [], "ts": NOW_MS}])
+    finally:
+        p.close()
+    return f"{how}; next produce fine"
+
+
+def c_auto_create():
+    name = "kp-auto-created"
+    p = producer()
+    try:
+        produce_all(p, name, [{"partition": None, "key": b"k", "value": b"v", "headers": [], "ts": NOW_MS}])
+    finally:
+        p.close()
+    expect(name in admin().list_topics(), f"{name} not in list_topics() after producing to it")
+    got = consume_all(name, {0: 1})
+    expect(got[0][0].value == b"v", f"read back {got[0][0].value!r}")
+    return "producer metadata auto-created the topic"
+
+
+print(f"# kafka-python {importlib.metadata.version('kafka-python')}; codecs: gzip, snappy={kafka.codec.has_snappy()}, "
+      f"lz4={kafka.codec.has_lz4()}, zstd={kafka.codec.has_zstd()}", flush=True)
+check("admin.create_topics 3 partitions + retention.ms", c_create_topics)
+check("admin.describe_configs shows retention.ms", c_describe_configs)
+check("admin.alter_configs retention.ms", c_alter_configs)
+for codec in CODECS:
+    check(f"produce 5k keys/values/headers acks=all compression={codec}", c_produce, codec)
+for codec in CODECS:
+    check(f"consume group_id=None assign()+seek_to_beginning compression={codec}: exact content and order", c_consume, codec)
+for codec in CODECS:
+    check(f"batches stored with compression={codec} (codec really used on the wire)", c_codec_on_disk, codec)
+check("consumer.beginning_offsets / end_offsets", c_beginning_end_offsets)
+check("consumer.offsets_for_times", c_offsets_for_times)
+check("admin.delete_records moves beginning_offsets", c_delete_records)
+check("admin.create_partitions 3 -> 4", c_create_partitions)
+check("admin.delete_topics then gone from list_topics", c_delete_topics)
+check("produce to a non-existent partition fails cleanly", c_produce_bad_partition)
+check("producing to an unknown topic auto-creates it", c_auto_create)
+PY
+rc=${PIPESTATUS[0]}
+set -e
+
+PASSED=$((PASSED + $(grep -c '^PASS ' "$WORK/checks.out" || true)))
+FAILED=$((FAILED + $(grep -c '^FAIL ' "$WORK/checks.out" || true)))
+if [ "$rc" != 0 ]; then
+  record FAIL "client harness exited with status $rc (see the client log below)"
+fi
+if [ "$FAILED" != 0 ] || [ "$rc" != 0 ]; then
+  say "--- last lines of the client log ($WORK/client.log)"
+  tail -n 40 "$WORK/client.log" >&2 || true
+fi
+
+# ---------------------------------------------------------------- broker health and shutdown
+if kill -0 "$SEMEL_PID" 2>/dev/null; then
+  stop_semel
+  if [ "$SEMEL_RC" = 0 ]; then
+    record PASS "semel shut down cleanly on SIGTERM"
+  else
+    record FAIL "semel shut down cleanly on SIGTERM: exit status $SEMEL_RC"
+  fi
+else
+  record FAIL "semel shut down cleanly on SIGTERM: semel died during the checks"
+  stop_semel
+fi
+if grep -Eq ' (ERROR|WARN) ' <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/semel.log"); then
+  say "--- semel warnings and errors ($WORK/semel.log)"
+  sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/peer=[0-9.:]+/peer=*/' "$WORK/semel.log" | grep -E '^(ERROR|WARN) ' |
+    sort | uniq -c | sort -rn | head -n 20 >&2 || true
+fi
+
+summary
+[ "$FAILED" = 0 ]

@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# Compatibility suite: kcat (the Debian package) against semel.
+#
+# Installs kcat with apt-get when it is missing (Debian pins the version), builds
+# semel with `cargo build -p semel`, starts it on a free port with a temporary data dir,
+# runs the checks, prints one `PASS name` / `FAIL name: why` line per check and finally
+# `N passed, M failed`. Exits non-zero if any check failed.
+#
+# Environment:
+#   SEMEL_BIN=/path/to/semel   use this binary instead of building one
+#   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
+set -euo pipefail
+
+SUITE=kcat
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PASSED=0
+FAILED=0
+SEMEL_PID=""
+SEMEL_RC=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-$SUITE.XXXXXX")"
+
+say() { echo "[$SUITE] $*" >&2; }
+
+record() { # record PASS|FAIL name-and-detail...
+  local status=$1
+  shift
+  if [ "$status" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
+  echo "$status $*"
+}
+
+summary() { echo "$PASSED passed, $FAILED failed"; }
+
+stop_semel() {
+  [ -n "$SEMEL_PID" ] || return 0
+  local pid=$SEMEL_PID
+  SEMEL_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 150); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      say "semel (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  SEMEL_RC=0
+  wait "$pid" 2>/dev/null || SEMEL_RC=$?
+}
+
+cleanup() {
+  stop_semel
+  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
+    say "kept $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+setup_failed() {
+  record FAIL "setup: $*"
+  summary
+  exit 1
+}
+
+# ---------------------------------------------------------------- client install
+install_client() {
+  command -v kcat >/dev/null 2>&1 && return 0
+  say "installing kcat: apt-get install -y kcat"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y kcat >&2 && return 0
+  say "apt-get install failed; running apt-get update first"
+  apt-get update >&2 && apt-get install -y kcat >&2
+}
+install_client || setup_failed "cannot install kcat with apt-get"
+
+# ---------------------------------------------------------------- broker build
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
+if [ -n "${SEMEL_BIN:-}" ]; then
+  SEMEL="$SEMEL_BIN"
+else
+  SEMEL="$TARGET_DIR/debug/semel"
+  say "cargo build -p semel"
+  if ! (cd "$ROOT" && cargo build -p semel) >"$WORK/cargo.log" 2>&1; then
+    tail -n 30 "$WORK/cargo.log" >&2
+    if [ -x "$SEMEL" ]; then
+      say "WARNING: cargo build -p semel failed; testing the existing binary $SEMEL"
+    else
+      setup_failed "cargo build -p semel failed"
+    fi
+  fi
+fi
+[ -x "$SEMEL" ] || setup_failed "no semel binary at $SEMEL"
+
+# ---------------------------------------------------------------- broker start
+PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
+BOOTSTRAP="127.0.0.1:$PORT"
+mkdir -p "$WORK/data"
+env -u SEMEL_CONFIG -u SEMEL_ADVERTISED "$SEMEL" serve --listen "$BOOTSTRAP" --data-dir "$WORK/data" \
+  >"$WORK/semel.out" 2>"$WORK/semel.log" &
+SEMEL_PID=$!
+ready=0
+for _ in $(seq 1 600); do
+  if ! kill -0 "$SEMEL_PID" 2>/dev/null; then
+    tail -n 30 "$WORK/semel.log" >&2
+    setup_failed "semel exited before accepting connections"
+  fi
+  if grep -q "semel listening on" "$WORK/semel.out" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+    ready=1
+    break
+  fi
+  sleep 0.1
+done
+[ "$ready" = 1 ] || setup_failed "semel did not accept connections on $BOOTSTRAP within 60s"
+say "semel (pid $SEMEL_PID) listening on $BOOTSTRAP, data in $WORK/data"
+
+# ---------------------------------------------------------------- checks
+KC=(timeout -k 5 60 kcat -b "$BOOTSTRAP")
+
+# The broker's ERROR lines logged after line $1 of its log, distinct, at most 2.
+semel_errors_since() {
+  tail -n +"$(($1 + 1))" "$WORK/semel.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//' |
+    grep '^ERROR' | sort | uniq | head -n 2 | tr '\n' ' ' || true
+}
+
+run_check() { # run_check "name" function args... ; the function prints one detail line
+  local name=$1
+  shift
+  local out rc=0 log_lines errors
+  log_lines="$(wc -l <"$WORK/semel.log")"
+  out="$("$@" 2>&1)" || rc=$?
+  out="$(printf '%s' "$out" | tr '\n' ' ' | sed 's/  */ /g; s/ $//' | cut -c1-600)"
+  if [ "$rc" = 0 ]; then
+    record PASS "$name${out:+ ($out)}"
+  else
+    errors="$(semel_errors_since "$log_lines")"
+    record FAIL "$name: ${out:-exit status $rc}${errors:+ || semel log: $errors}"
+  fi
+}
+
+# kcat's own error lines from a stderr file, distinct (librdkafka's %N|... log lines dropped).
+kcat_errors() { grep -E '^% (ERROR|Delivery failed)' "$1" | sort | uniq | head -n 3 || true; }
+
+# Deterministic input: `key:value` lines with empty keys, empty values, values holding the
+# delimiter, unicode, tabs and a few long values.
+make_input() { # make_input codec count file
+  python3 - "$1" "$2" >"$3" <<'PY'
+import random, sys
+codec, n = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(f"semel-kcat-{codec}")
+for i in range(n):
+    key = "" if i % 89 == 0 else f"key-{codec}-{i}"
+    if i % 50 == 0:
+        value = ""
+    elif i % 70 == 0:
+        value = f"has:colons:{i}:in:it"
+    elif i % 100 == 1:
+        value = f"long {i} " + "".join(rnd.choice("abcdefghij") for _ in range(5000))
+    elif i % 30 == 0:
+        value = f"ünïcødé ✓ {i}\ttab"
+    else:
+        value = f"value {i} of {codec} " * rnd.randint(1, 20)
+    print(f"{key}:{value}")
+PY
+}
+
+c_list() {
+  local out
+  out="$("${KC[@]}" -L 2>&1)" || { echo "kcat -L failed: $out"; return 1; }
+  grep -Eq '^ *1 brokers:' <<<"$out" || { echo "no '1 brokers:' line in: $out"; return 1; }
+  grep -Eq "broker [0-9]+ at 127\.0\.0\.1:$PORT" <<<"$out" || { echo "broker 127.0.0.1:$PORT not listed in: $out"; return 1; }
+  grep -E "broker [0-9]+ at" <<<"$out" | sed 's/^ *//'
+}
+
+c_produce() { # c_produce codec
+  local codec=$1 topic="kc-$1" err
+  make_input "$codec" 1000 "$WORK/in-$codec.txt"
+  if ! "${KC[@]}" -P -t "$topic" -p 0 -K: -z "$codec" -X acks=all -X enable.idempotence=false \
+    <"$WORK/in-$codec.txt" 2>"$WORK/produce-$codec.err"; then
+    echo "kcat -P exited non-zero: $(tail -n 5 "$WORK/produce-$codec.err")"
+    return 1
+  fi
+  if grep -q 'ERROR\|Delivery failed' "$WORK/produce-$codec.err"; then
+    echo "kcat -P reported: $(grep 'ERROR\|Delivery failed' "$WORK/produce-$codec.err" | head -n 3)"
+    return 1
+  fi
+  echo "1000 lines to $topic [0]"
+}
+
+c_consume() { # c_consume codec [start]: start is `beginning` (ListOffsets, then Fetch) or 0
+  local codec=$1 topic="kc-$1" start=${2:-beginning} rc=0
+  [ -s "$WORK/in-$codec.txt" ] || { echo "no input (produce check failed)"; return 1; }
+  "${KC[@]}" -C -t "$topic" -e -o "$start" -f '%k:%s\n' >"$WORK/out-$codec.txt" 2>"$WORK/consume-$codec.err" || rc=$?
+  if cmp -s "$WORK/in-$codec.txt" "$WORK/out-$codec.txt"; then
+    echo "1000 lines identical"
+    return 0
+  fi
+  echo "kcat -C exit status $rc; read $(wc -l <"$WORK/out-$codec.txt") of 1000 lines;"
+  if [ -s "$WORK/out-$codec.txt" ]; then
+    echo "first difference: $(diff "$WORK/in-$codec.txt" "$WORK/out-$codec.txt" | head -n 3 | cut -c1-120)"
+  fi
+  echo "kcat said: $(kcat_errors "$WORK/consume-$codec.err")"
+  return 1
+}
+
+c_codec_on_disk() { # c_codec_on_disk codec
+  local codec=$1
+  [ -s "$WORK/in-$codec.txt" ] || { echo "no input (produce check failed)"; return 1; }
+  python3 - "$WORK/data/kc-$codec-0" "$codec" <<'PY'
+import os, sys
+d, codec = sys.argv[1], sys.argv[2]
+ids = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+names = {v: k for k, v in ids.items()}
+seen, recs = {}, {}  # codec id -> batches, records
+for name in sorted(os.listdir(d)):
+    if name.endswith(".log"):
+        data = open(os.path.join(d, name), "rb").read()
+        pos = 0
+        while pos + 61 <= len(data):
+            length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+            attrs = int.from_bytes(data[pos + 21:pos + 23], "big", signed=True)
+            count = int.from_bytes(data[pos + 57:pos + 61], "big", signed=True)
+            seen[attrs & 7] = seen.get(attrs & 7, 0) + 1
+            recs[attrs & 7] = recs.get(attrs & 7, 0) + count
+            pos += 12 + length
+want = ids[codec]
+total = sum(recs.values())
+found = ", ".join(f"{n} batches ({recs[c]} records) {names.get(c, c)}" for c, n in sorted(seen.items()))
+# Clients send a batch uncompressed when compression would not shrink it: tolerate a few records.
+ok = total > 0 and not any(c not in (want, 0) for c in seen) and recs.get(want, 0) >= 0.9 * total
+if not ok:
+    hint = ""
+    if codec == "lz4" and not seen.get(want):
+        hint = (" -- librdkafka only uses lz4 when the broker advertises FindCoordinator (its proxy"
+                " for the LZ4 feature) and silently sends uncompressed otherwise")
+    print(f"stored: {found or 'nothing'}; expected {codec} (at most 10% of the records uncompressed){hint}")
+    sys.exit(1)
+print(found)
+PY
+}
+
+now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
+
+c_query() {
+  local topic=kc-query t_mid out off
+  make_input query 200 "$WORK/in-query.txt"
+  head -n 100 "$WORK/in-query.txt" | "${KC[@]}" -P -t "$topic" -p 0 -K: 2>"$WORK/query-p1.err" ||
+    { echo "first produce failed: $(tail -n 3 "$WORK/query-p1.err")"; return 1; }
+  sleep 1.2
+  t_mid="$(now_ms)"
+  sleep 0.2
+  tail -n 100 "$WORK/in-query.txt" | "${KC[@]}" -P -t "$topic" -p 0 -K: 2>"$WORK/query-p2.err" ||
+    { echo "second produce failed: $(tail -n 3 "$WORK/query-p2.err")"; return 1; }
+  # timestamp between the two batches -> first offset of the second; -2 earliest; -1 latest
+  local spec want fails="" got=""
+  for spec in "$t_mid:100" "-2:0" "-1:200" "$(( t_mid - 3600000 )):0"; do
+    want="${spec##*:}"
+    out="$("${KC[@]}" -Q -t "$topic:0:${spec%:*}" 2>"$WORK/query.err")" || true
+    off="$(sed -nE 's/.*\[0\] offset (-?[0-9]+).*/\1/p' <<<"$out" | head -n 1)"
+    got="$got ts ${spec%:*} -> ${off:-?};"
+    [ "$off" = "$want" ] || fails="$fails kcat -Q -t $topic:0:${spec%:*} expected offset $want, got: ${out:-nothing} $(kcat_errors "$WORK/query.err");"
+  done
+  if [ -n "$fails" ]; then echo "$fails"; return 1; fi
+  echo "$got"
+}
+
+c_headers() {
+  local out
+  printf 'hk:hv\n' | "${KC[@]}" -P -t kc-headers -p 0 -K: -H a=1 -H b=two -H a=dup 2>"$WORK/headers.err" ||
+    { echo "produce failed: $(tail -n 3 "$WORK/headers.err")"; return 1; }
+  out="$("${KC[@]}" -C -t kc-headers -p 0 -o 0 -e -f '%k|%s|%h\n' 2>"$WORK/headers-c.err")" ||
+    { echo "consume failed: $(grep -v 'Reached end' "$WORK/headers-c.err" | head -n 3)"; return 1; }
+  [ "$out" = "hk|hv|a=1,b=two,a=dup" ] || { echo "read back '$out', expected 'hk|hv|a=1,b=two,a=dup'"; return 1; }
+  echo "$out"
+}
+
+c_bad_partition() {
+  local rc=0 err
+  printf 'x:y\n' | "${KC[@]}" -P -t kc-gzip -p 7 -K: 2>"$WORK/badpart.err" || rc=$?
+  err="$(grep -v '^%[0-9]|' "$WORK/badpart.err" | head -n 2)"
+  [ "$rc" != 0 ] || { echo "kcat -P -p 7 to a 1-partition topic exited 0: $err"; return 1; }
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "kcat -P -p 7 hung (killed by timeout)"
+    return 1
+  fi
+  "${KC[@]}" -L -t kc-gzip >/dev/null 2>&1 || { echo "broker unusable afterwards"; return 1; }
+  echo "exit $rc: $err"
+}
+
+echo "# kcat $(kcat -V 2>&1 | sed -nE 's/^Version ([^ ]+).*librdkafka ([^ ]+).*/\1, librdkafka \2/p') (Debian kcat $(dpkg-query -W -f='${Version}' kcat 2>/dev/null || echo '?'))"
+run_check "kcat -L lists the broker" c_list
+for codec in none gzip snappy lz4 zstd; do
+  run_check "kcat -P -K: -z $codec 1000 lines" c_produce "$codec"
+done
+for codec in none gzip snappy lz4 zstd; do
+  run_check "kcat -C -e -o beginning -f '%k:%s\\n' compression=$codec matches the input exactly" c_consume "$codec"
+done
+# The same with an explicit start offset: no ListOffsets request, Fetch alone.
+for codec in none gzip snappy lz4 zstd; do
+  run_check "kcat -C -e -o 0 -f '%k:%s\\n' compression=$codec matches the input exactly" c_consume "$codec" 0
+done
+for codec in gzip snappy lz4 zstd; do
+  run_check "batches stored with compression=$codec (codec really used on the wire)" c_codec_on_disk "$codec"
+done
+run_check "kcat -Q offsets by timestamp (and -2/-1)" c_query
+run_check "headers -H round-trip (-o 0 -f %h)" c_headers
+run_check "kcat -P to a non-existent partition fails cleanly" c_bad_partition
+
+if [ "$FAILED" != 0 ]; then
+  say "kcat's stderr of each step is in $WORK/*.err (removed at exit unless COMPAT_KEEP=1)"
+fi
+
+# ---------------------------------------------------------------- broker health and shutdown
+if kill -0 "$SEMEL_PID" 2>/dev/null; then
+  stop_semel
+  if [ "$SEMEL_RC" = 0 ]; then
+    record PASS "semel shut down cleanly on SIGTERM"
+  else
+    record FAIL "semel shut down cleanly on SIGTERM: exit status $SEMEL_RC"
+  fi
+else
+  record FAIL "semel shut down cleanly on SIGTERM: semel died during the checks"
+  stop_semel
+fi
+if grep -Eq ' (ERROR|WARN) ' <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/semel.log"); then
+  say "--- semel warnings and errors ($WORK/semel.log)"
+  sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/peer=[0-9.:]+/peer=*/' "$WORK/semel.log" | grep -E '^(ERROR|WARN) ' |
+    sort | uniq -c | sort -rn | head -n 20 >&2 || true
+fi
+
+summary
+[ "$FAILED" = 0 ]
