@@ -18,6 +18,7 @@ pub struct BrokerState {
     pub config: BrokerConfig,
     pub metadata: Metadata,
     pub health: Arc<LogDirHealth>,
+    pub producer_ids: crate::producer_ids::ProducerIdManager,
     /// Bumped when a high watermark moves or topics change; long-polling fetches wait on it.
     pub data_arrived: Arc<watch::Sender<u64>>,
     /// Flips to true when shutdown starts.
@@ -43,6 +44,8 @@ pub enum StartError {
     Config(#[from] crate::config::ConfigFileError),
     #[error("cannot open the data directory: {0}")]
     Metadata(#[from] crate::metadata::MetadataError),
+    #[error("cannot open the producer id allocator: {0}")]
+    ProducerIds(#[from] crate::producer_ids::ProducerIdError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -61,6 +64,7 @@ impl Broker {
             .await
             .map_err(|e| crate::metadata::MetadataError::Io(std::io::Error::other(e)))??;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "opened data directory");
+        let producer_ids = crate::producer_ids::ProducerIdManager::open(&config.data_dir)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let mut config = config;
@@ -69,8 +73,16 @@ impl Broker {
         }
         let (advertised_host, advertised_port) = config.advertised_host_port();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let state =
-            Arc::new(BrokerState { config, metadata, health, data_arrived, shutdown: shutdown_rx, advertised_host, advertised_port });
+        let state = Arc::new(BrokerState {
+            config,
+            metadata,
+            health,
+            producer_ids,
+            data_arrived,
+            shutdown: shutdown_rx,
+            advertised_host,
+            advertised_port,
+        });
         let tasks =
             vec![tokio::spawn(crate::server::accept_loop(listener, Arc::clone(&state))), tokio::spawn(background_loop(Arc::clone(&state)))];
         Ok(Self { state, local_addr, shutdown_tx, tasks })
@@ -105,7 +117,11 @@ impl Broker {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "flush at shutdown failed");
                     continue;
                 }
-                if let Err(e) = partition.lock_log().persist_indexes() {
+                let persisted = {
+                    let mut log = partition.lock_log();
+                    log.persist_indexes().and_then(|()| log.snapshot_producers())
+                };
+                if let Err(e) = persisted {
                     tracing::error!(topic = %topic.name, partition = partition.index, error = %e, "writing indexes at shutdown failed");
                     continue;
                 }
@@ -173,6 +189,10 @@ fn run_retention(state: &BrokerState) {
     for topic in state.metadata.topics() {
         let settings = topic.settings(state.metadata.defaults());
         for partition in &topic.partitions {
+            let expired = partition.expire_producers(now, state.config.producer_id_expiration_ms);
+            if expired > 0 {
+                tracing::debug!(topic = %topic.name, partition = partition.index, expired, "expired idle producers");
+            }
             match partition.apply_retention(now, &settings.log) {
                 Ok(0) => {}
                 Ok(deleted) => {

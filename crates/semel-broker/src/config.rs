@@ -39,6 +39,9 @@ pub struct BrokerConfig {
     pub flush_interval_ms: u64,
     /// Longest a Fetch may wait (caps the client's max_wait_ms).
     pub fetch_max_wait_ms: u64,
+    /// Idempotent producer state is forgotten after this long without a write from the
+    /// producer (Kafka's `producer.id.expiration.ms`).
+    pub producer_id_expiration_ms: i64,
     /// Defaults of topic configs.
     pub log: LogDefaults,
 }
@@ -77,6 +80,7 @@ impl Default for BrokerConfig {
             checkpoint_interval_ms: 60_000,
             flush_interval_ms: 1_000,
             fetch_max_wait_ms: 30_000,
+            producer_id_expiration_ms: 86_400_000,
             log: LogDefaults::default(),
         }
     }

@@ -13,6 +13,8 @@
 pub mod broker;
 pub mod config;
 pub mod metadata;
+pub mod producer_ids;
+pub mod producer_state;
 pub mod server;
 pub mod storage;
 

@@ -73,7 +73,15 @@ async fn api_versions_advertises_produce_from_zero_and_answers_unknown_versions_
     assert_eq!(response.error_code, 0);
     let produce = response.api_keys.iter().find(|k| k.api_key == ApiKey::Produce as i16).expect("produce listed");
     assert_eq!((produce.min_version, produce.max_version), (0, 11));
-    assert!(response.api_keys.iter().all(|k| k.api_key != ApiKey::InitProducerId as i16), "not advertised until implemented");
+    let init = response.api_keys.iter().find(|k| k.api_key == ApiKey::InitProducerId as i16).expect("InitProducerId listed");
+    assert_eq!((init.min_version, init.max_version), (0, 4));
+    for unimplemented in [ApiKey::AddPartitionsToTxn, ApiKey::EndTxn, ApiKey::JoinGroup, ApiKey::ConsumerGroupHeartbeat] {
+        assert!(
+            response.api_keys.iter().all(|k| k.api_key != unimplemented as i16),
+            "{unimplemented:?} is not advertised until implemented"
+        );
+    }
+    assert!(response.finalized_features.is_empty(), "no transaction.version feature");
 
     // A version from the future: UNSUPPORTED_VERSION (35) in a v0 body.
     client.send_claiming_version(ApiKey::ApiVersions, 99, 3, &ApiVersionsRequest::default()).await;

@@ -152,5 +152,6 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
         IncrementalAlterConfigs => m::IncrementalAlterConfigsRequest => handlers::configs::incremental_alter_configs,
         DescribeCluster => m::DescribeClusterRequest => handlers::metadata::describe_cluster,
         FindCoordinator => m::FindCoordinatorRequest => handlers::coordinator::handle,
+        InitProducerId => m::InitProducerIdRequest => handlers::init_producer_id::handle,
     }
 }

@@ -37,6 +37,8 @@ pub static SUPPORTED: &[Supported] = &[
     api(ApiKey::DescribeCluster, 0, 1),
     // v6 adds share groups (KIP-932), which semel does not have.
     api(ApiKey::FindCoordinator, 0, 5),
+    // v5 belongs to transaction version 2 (KIP-890 part 2).
+    api(ApiKey::InitProducerId, 0, 4),
 ];
 
 /// The supported range of an API, if semel implements it.

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::batch::BatchHeader;
+use super::batch::{BatchHeader, HEADER_SIZE};
 use super::segment::{FileSlice, Segment, TruncatedTail};
+use crate::producer_state::{self, ProducerStateManager};
 
 /// Settings a log reads at each operation (a topic's configs can change at run time).
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +26,8 @@ pub(crate) struct Log {
     dir: PathBuf,
     segments: BTreeMap<i64, Segment>,
     pub(crate) log_start_offset: i64,
+    /// Idempotent producer state, guarded with the log so appends and state change together.
+    pub(crate) producers: ProducerStateManager,
 }
 
 /// What start-up recovery found.
@@ -32,6 +35,8 @@ pub(crate) struct Log {
 pub(crate) struct RecoveryReport {
     pub(crate) truncated: Vec<(i64, TruncatedTail)>,
     pub(crate) deleted_segments_after_corruption: usize,
+    pub(crate) producer_batches_replayed: usize,
+    pub(crate) producers: usize,
 }
 
 /// Result of a read.
@@ -89,14 +94,60 @@ impl Log {
         }
         // An empty segment that is not the last one carries nothing; an empty log gets one
         // segment starting at the log start offset.
-        let mut log = Self { dir: dir.to_path_buf(), segments, log_start_offset: 0 };
+        let mut log = Self { dir: dir.to_path_buf(), segments, log_start_offset: 0, producers: ProducerStateManager::default() };
         if log.segments.is_empty() {
             let base = log_start_checkpoint.max(0);
             log.segments.insert(base, Segment::create(dir, base)?);
         }
         let first_base = *log.segments.keys().next().expect("one segment");
         log.log_start_offset = log_start_checkpoint.max(first_base).min(log.log_end_offset());
+        log.recover_producer_state(&mut report)?;
         Ok((log, report))
+    }
+
+    /// Rebuilds producer state from disk alone: the newest snapshot at or below the log end,
+    /// then every batch after it (Kafka's `rebuildProducerState`; no other side effects).
+    fn recover_producer_state(&mut self, report: &mut RecoveryReport) -> io::Result<()> {
+        let end = self.log_end_offset();
+        let (from, state) = match producer_state::load_snapshot(&self.dir, end)? {
+            Some((offset, state)) => (offset, state),
+            None => (self.segments.keys().next().copied().unwrap_or(0), ProducerStateManager::default()),
+        };
+        self.producers = state;
+        let mut replayed = 0usize;
+        let mut headers = Vec::new();
+        self.for_each_batch_from(from, |h| headers.push(*h))?;
+        for header in &headers {
+            self.producers.apply(header);
+            replayed += 1;
+        }
+        report.producer_batches_replayed = replayed;
+        report.producers = self.producers.len();
+        Ok(())
+    }
+
+    /// Calls `f` with the header of every batch at or after `offset`, in log order.
+    pub(crate) fn for_each_batch_from(&self, offset: i64, mut f: impl FnMut(&BatchHeader)) -> io::Result<()> {
+        let start = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(b, _)| *b);
+        let mut header_buf = [0u8; HEADER_SIZE];
+        for segment in self.segments.range(start..).map(|(_, s)| s) {
+            let Some((mut position, _)) = segment.find_batch(offset)? else { continue };
+            while position + HEADER_SIZE as u64 <= segment.size {
+                use std::os::unix::fs::FileExt;
+                segment.file.read_exact_at(&mut header_buf, position)?;
+                let header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                if header.last_offset() >= offset {
+                    f(&header);
+                }
+                position += header.total_size() as u64;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a producer state snapshot at the log end offset.
+    pub(crate) fn snapshot_producers(&self) -> io::Result<()> {
+        producer_state::write_snapshot(&self.dir, self.log_end_offset(), &self.producers)
     }
 
     pub(crate) fn dir(&self) -> &Path {
@@ -144,6 +195,7 @@ impl Log {
         active.file.sync_data()?;
         active.persist_indexes()?;
         let segment = Segment::create(&self.dir, base)?;
+        producer_state::write_snapshot(&self.dir, base, &self.producers)?;
         tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
         self.segments.insert(base, segment);
         Ok(())
@@ -224,7 +276,13 @@ impl Log {
             return Ok(0);
         }
         self.log_start_offset = offset.min(self.log_end_offset());
-        self.delete_segments_below(self.log_start_offset)
+        let deleted = self.delete_segments_below(self.log_start_offset)?;
+        if deleted > 0 {
+            // Producer state outlives the deleted batches: snapshot it so a restart does not
+            // need them (a retry after retention must still be recognised).
+            self.snapshot_producers()?;
+        }
+        Ok(deleted)
     }
 
     /// Deletes segments whose every offset is below `offset`; the active segment stays.
@@ -272,6 +330,9 @@ impl Log {
                 self.log_start_offset = self.log_start_offset.max(next);
                 deleted += self.delete_segments_below(next)?;
             }
+        }
+        if deleted > 0 {
+            self.snapshot_producers()?;
         }
         Ok(deleted)
     }

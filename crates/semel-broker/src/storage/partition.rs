@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::batch::{self, BatchError, BatchHeader};
 use super::io::LogDirHealth;
 use super::log::{Log, LogSettings, ReadOutcome};
+use crate::producer_state::{Prepared, ProducerStateError};
 
 /// Why an append failed. Mapped to Kafka error codes at the protocol edge.
 #[derive(Debug, thiserror::Error)]
@@ -25,11 +26,17 @@ pub enum AppendError {
     Offline,
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    ProducerState(#[from] ProducerStateError),
+    #[error("transactional batch for a partition that is not part of an ongoing transaction")]
+    NotInTransaction,
 }
 
-/// What a successful append assigned.
+/// What a successful append assigned (or, for a duplicate, what the original append did).
 #[derive(Debug, Clone, Copy)]
 pub struct AppendInfo {
+    /// True when the batch was a retry of one already in the log: nothing was appended.
+    pub duplicate: bool,
     pub base_offset: i64,
     /// Offset after the last appended record.
     pub next_offset: i64,
@@ -144,6 +151,11 @@ impl Partition {
             }
             let header = batch::check_framing_and_crc(slice)?;
             batch::validate_records(slice, &header)?;
+            if header.is_transactional() || header.is_control() {
+                // No transaction can be open yet (KIP-890: a partition not added to a
+                // transaction refuses its transactional batches).
+                return Err(AppendError::NotInTransaction);
+            }
             headers.push((header, at));
             at += slice.len();
         }
@@ -153,6 +165,16 @@ impl Partition {
         let mut log = self.lock_log();
         if self.health.is_offline() {
             return Err(AppendError::Offline);
+        }
+        // Validate against producer state, then append, then record (ProducerAppendInfo).
+        let parsed: Vec<BatchHeader> = headers.iter().map(|(h, _)| *h).collect();
+        if let Prepared::Duplicate(original) = log.producers.prepare(&parsed)? {
+            return Ok(AppendInfo {
+                duplicate: true,
+                base_offset: original.first_offset,
+                next_offset: original.last_offset + 1,
+                log_append_time_ms: if settings.log_append_time { original.timestamp } else { -1 },
+            });
         }
         let base_offset = log.log_end_offset();
         let mut next = base_offset;
@@ -169,13 +191,21 @@ impl Partition {
             self.health.fail("append", &error);
             return Err(AppendError::Io(error));
         }
+        for (header, _) in &headers {
+            log.producers.apply(header);
+        }
         drop(log);
 
         if !self.is_durable_mode() {
             self.advance_high_watermark(next);
         }
         self.unflushed_messages.fetch_add(message_count, Ordering::AcqRel);
-        Ok(AppendInfo { base_offset, next_offset: next, log_append_time_ms: if settings.log_append_time { now_ms } else { -1 } })
+        Ok(AppendInfo {
+            duplicate: false,
+            base_offset,
+            next_offset: next,
+            log_append_time_ms: if settings.log_append_time { now_ms } else { -1 },
+        })
     }
 
     /// Whether an append of `info` should wait for an fsync before it is acknowledged with
@@ -252,6 +282,11 @@ impl Partition {
     /// Applies retention; returns the number of segments deleted.
     pub(crate) fn apply_retention(&self, now_ms: i64, settings: &LogSettings) -> io::Result<usize> {
         self.lock_log().apply_retention(now_ms, settings)
+    }
+
+    /// Forgets producers idle for longer than `expiration_ms`.
+    pub(crate) fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.lock_log().producers.expire(now_ms, expiration_ms)
     }
 
     pub(crate) fn health(&self) -> &LogDirHealth {

@@ -5,6 +5,7 @@ pub(crate) mod api_versions;
 pub(crate) mod configs;
 pub(crate) mod coordinator;
 pub(crate) mod fetch;
+pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
@@ -15,6 +16,7 @@ use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::metadata::MetadataError;
+use crate::producer_state::ProducerStateError;
 use crate::storage::batch::BatchError;
 use crate::storage::AppendError;
 
@@ -53,5 +55,8 @@ pub(crate) fn append_error_code(error: &AppendError) -> i16 {
         AppendError::Batch(_) => ResponseError::CorruptMessage,
         AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::Offline | AppendError::Io(_) => ResponseError::KafkaStorageError,
+        AppendError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
+        AppendError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => ResponseError::OutOfOrderSequenceNumber,
+        AppendError::NotInTransaction => ResponseError::InvalidTxnState,
     })
 }

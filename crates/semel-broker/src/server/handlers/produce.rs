@@ -9,7 +9,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{append_error_code, code, text, NONE};
 use crate::server::dispatch::{RequestContext, Response};
-use crate::storage::Partition;
+use crate::storage::{AppendError, Partition};
 
 /// A partition's answer, with what is still needed to complete it.
 struct Pending {
@@ -60,16 +60,6 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 partitions.push(partition_error(index, code(ResponseError::InvalidRecord), Some("no records".into())));
                 continue;
             };
-            if request.transactional_id.is_some() || has_producer_id(&records) {
-                // Idempotent and transactional producers need producer state, which semel does
-                // not keep yet; writing their batches without it would break their guarantee.
-                partitions.push(partition_error(
-                    index,
-                    code(ResponseError::InvalidProducerIdMapping),
-                    Some("idempotent and transactional produce are not supported yet".into()),
-                ));
-                continue;
-            }
             match partition.append(&records, settings, now) {
                 Ok(info) => {
                     let needs_flush = partition.needs_flush_after_append();
@@ -81,6 +71,12 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                         .with_log_start_offset(partition.log_start_offset());
                     let flush = needs_flush.then(|| (Arc::clone(partition), info.next_offset));
                     partitions.push(Pending { response, flush });
+                }
+                Err(AppendError::NotInTransaction) => {
+                    // KIP-890 part 1: TRANSACTION_ABORTABLE from Produce v11, INVALID_TXN_STATE below.
+                    let error =
+                        if ctx.version >= 11 { code(ResponseError::TransactionAbortable) } else { code(ResponseError::InvalidTxnState) };
+                    partitions.push(partition_error(index, error, Some(AppendError::NotInTransaction.to_string())));
                 }
                 Err(error) => {
                     tracing::debug!(topic = %name, partition = index, %error, "produce refused");
@@ -135,11 +131,4 @@ fn assemble(topics: Vec<(kafka_protocol::messages::TopicName, Vec<Pending>)>) ->
         })
         .collect();
     ProduceResponse::default().with_responses(responses)
-}
-
-/// Whether any batch carries a producer id (idempotent or transactional).
-fn has_producer_id(records: &[u8]) -> bool {
-    crate::storage::batch::split_batches(records)
-        .map(|batches| batches.iter().any(|b| crate::storage::batch::BatchHeader::parse(b).is_ok_and(|h| h.has_producer_id())))
-        .unwrap_or(false)
 }
