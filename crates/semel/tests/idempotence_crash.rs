@@ -82,6 +82,12 @@ fn idempotent_producer_survives_two_kill_9() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let bootstrap = format!("127.0.0.1:{port}");
     let mut semel = start_semel(port, tmp.path());
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
+    let topic = rdkafka::admin::NewTopic::new("idempotent", partitions as i32, rdkafka::admin::TopicReplication::Fixed(1));
+    for result in runtime.block_on(admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new())).expect("create") {
+        result.expect("topic created");
+    }
 
     let context = Context::default();
     let producer: ThreadedProducer<Context> = ClientConfig::new()
@@ -114,6 +120,7 @@ fn idempotent_producer_survives_two_kill_9() {
             }
         }
         if kills < kill_points.len() && deliveries.acked_count.load(Ordering::Relaxed) >= kill_points[kills] {
+            eprintln!("kill -9 #{} after {} acknowledged, {} sent", kills + 1, deliveries.acked_count.load(Ordering::Relaxed), i + 1);
             kill_9(&mut semel);
             std::thread::sleep(Duration::from_millis(300));
             semel = start_semel(port, tmp.path());
@@ -126,11 +133,13 @@ fn idempotent_producer_survives_two_kill_9() {
             std::thread::sleep(Duration::from_millis(5));
             assert!(started.elapsed() < Duration::from_secs(900), "deliveries stalled");
         }
+        eprintln!("kill -9 #{} after {} acknowledged (all sent)", kills + 1, deliveries.acked_count.load(Ordering::Relaxed));
         kill_9(&mut semel);
         std::thread::sleep(Duration::from_millis(300));
         semel = start_semel(port, tmp.path());
         kills += 1;
     }
+    eprintln!("all sent; flushing with {} acknowledged", deliveries.acked_count.load(Ordering::Relaxed));
     producer.flush(Duration::from_secs(300)).expect("flush");
     let acked_count = deliveries.acked_count.load(Ordering::Relaxed);
     let failed = deliveries.failed.load(Ordering::Relaxed);
