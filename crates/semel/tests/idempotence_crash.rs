@@ -83,7 +83,8 @@ fn idempotent_producer_survives_two_kill_9() {
     let bootstrap = format!("127.0.0.1:{port}");
     let mut semel = start_semel(port, tmp.path());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
     let topic = rdkafka::admin::NewTopic::new("idempotent", partitions as i32, rdkafka::admin::TopicReplication::Fixed(1));
     for result in runtime.block_on(admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new())).expect("create") {
         result.expect("topic created");
