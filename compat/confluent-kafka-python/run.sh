@@ -624,6 +624,140 @@ def c_broker_metadata():
     return f"broker {b.id} at {b.host}:{b.port}, cluster id {dc.cluster_id}"
 
 
+# -------------------------------------------------------------------------- idempotence
+
+T_IDEM = "ck-idempotent"
+IDEM_CODEC = "zstd"
+N_IDEM = 20_000
+
+
+def stored_batches(topic, partitions):
+    """The record batch headers stored on disk, per partition, in offset order: base offset,
+    record count, codec, producer id (byte 43, i64), producer epoch (51, i16) and base
+    sequence (53, i32)."""
+    out = {}
+    for p in range(partitions):
+        d = os.path.join(DATA_DIR, f"{topic}-{p}")
+        batches = []
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            pos = 0
+            while pos + 61 <= len(data):
+                length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+                batches.append({
+                    "base_offset": int.from_bytes(data[pos:pos + 8], "big", signed=True),
+                    "codec": int.from_bytes(data[pos + 21:pos + 23], "big", signed=True) & 7,
+                    "producer_id": int.from_bytes(data[pos + 43:pos + 51], "big", signed=True),
+                    "producer_epoch": int.from_bytes(data[pos + 51:pos + 53], "big", signed=True),
+                    "base_sequence": int.from_bytes(data[pos + 53:pos + 57], "big", signed=True),
+                    "count": int.from_bytes(data[pos + 57:pos + 61], "big", signed=True),
+                })
+                pos += 12 + length
+        out[p] = sorted(batches, key=lambda b: b["base_offset"])
+    return out
+
+
+def check_idempotent_batches(topic, partitions, counts):
+    """Every stored batch carries the same producer id >= 0 and epoch (one producer session,
+    no reset), and per partition the base sequences start at 0 and follow each other without
+    gap or overlap (base_sequence = previous base_sequence + previous record count), covering
+    exactly the produced records."""
+    stored = stored_batches(topic, partitions)
+    ids = sorted({(b["producer_id"], b["producer_epoch"]) for bs in stored.values() for b in bs})
+    expect(ids, "no batches on disk")
+    expect(all(pid >= 0 and epoch >= 0 for pid, epoch in ids),
+           f"stored batches without a producer id / epoch: (producer_id, epoch) seen = {ids[:10]}")
+    expect(len(ids) == 1, f"{len(ids)} different (producer_id, epoch) pairs in {topic}: {ids[:10]} "
+                          f"(expected a single idempotent producer session)")
+    n_batches = 0
+    for p, bs in stored.items():
+        seq = 0
+        for b in bs:
+            expect(b["base_sequence"] == seq,
+                   f"partition {p} batch at offset {b['base_offset']} ({b['count']} records): base_sequence "
+                   f"{b['base_sequence']}, expected {seq} (gap, overlap or restart)")
+            seq += b["count"]
+        expect(seq == counts.get(p, 0), f"partition {p}: sequences cover {seq} records, expected {counts.get(p, 0)}")
+        n_batches += len(bs)
+    codecs = sorted({b["codec"] for bs in stored.values() for b in bs})
+    pid, epoch = ids[0]
+    return pid, epoch, n_batches, codecs
+
+
+def c_idem_produce():
+    create_topic(T_IDEM, PARTITIONS)
+    msgs = make_messages("idempotent", n=N_IDEM)
+    errors = []  # client-level errors (a fatal idempotence error such as OUT_OF_ORDER_SEQUENCE_NUMBER)
+    p = producer(**{"enable.idempotence": True, "acks": "all", "compression.type": IDEM_CODEC,
+                    "error_cb": errors.append})
+    reports = produce_all(p, T_IDEM, msgs)
+    p.poll(0)
+    fatal = [e for e in errors if e.fatal()]
+    expect(not fatal, f"fatal producer error: {fatal[0].name()}: {fatal[0].str()}" if fatal else "")
+    next_offset = {}
+    for i, (part, off) in enumerate(reports):
+        want = next_offset.get(msgs[i]["partition"], 0)
+        expect(part == msgs[i]["partition"], f"message {i} went to partition {part}, not {msgs[i]['partition']}")
+        expect(off == want, f"message {i} got offset {off} in partition {part}, expected {want} (order, no duplicate)")
+        next_offset[part] = off + 1
+    PRODUCED["idempotent"] = msgs
+    other = f", {len(errors)} non-fatal client errors (first {errors[0].name()})" if errors else ""
+    return f"{len(msgs)} msgs to {PARTITIONS} partitions, offsets {next_offset}{other}"
+
+
+def c_idem_consume():
+    expect("idempotent" in PRODUCED, "nothing was produced (produce check failed)")
+    msgs = PRODUCED["idempotent"]
+    counts = per_partition_counts(msgs)
+    got = consume_partitions(T_IDEM, counts)
+    n = compare(T_IDEM, msgs, got)
+    keys = [(m.partition(), m.key()) for ms in got.values() for m in ms if m.key() is not None]
+    expect(len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} duplicated records (same key twice)")
+    c = consumer()
+    try:
+        for p, n_p in counts.items():
+            wm = c.get_watermark_offsets(TopicPartition(T_IDEM, p), timeout=10)
+            expect(wm == (0, n_p), f"partition {p}: watermarks {wm}, expected (0, {n_p}): records stored twice?")
+    finally:
+        c.close()
+    return f"{n} msgs identical, per-partition order kept, no duplicates"
+
+
+def c_idem_on_disk():
+    expect("idempotent" in PRODUCED, "nothing was produced (produce check failed)")
+    counts = per_partition_counts(PRODUCED["idempotent"])
+    pid, epoch, n_batches, codecs = check_idempotent_batches(T_IDEM, PARTITIONS, counts)
+    names = {v: k for k, v in CODEC_IDS.items()}
+    expect(CODEC_IDS[IDEM_CODEC] in codecs, f"no {IDEM_CODEC} batch stored (codecs {[names.get(c, c) for c in codecs]})")
+    return (f"{n_batches} batches, producer id {pid} epoch {epoch}, sequences 0.. gapless per partition, "
+            f"codecs {[names.get(c, c) for c in codecs]}")
+
+
+def c_transactional_refused():
+    """Transactions are not implemented: semel answers InitProducerId with a transactional id
+    with TRANSACTIONAL_ID_AUTHORIZATION_FAILED. init_transactions() must fail with that error
+    well within its timeout instead of retrying until it times out."""
+    timeout = 10
+    p = Producer({"bootstrap.servers": BOOT, "transactional.id": "semel-compat-txn",
+                  "message.timeout.ms": 10000})
+    t0 = time.monotonic()
+    try:
+        p.init_transactions(timeout)
+    except KafkaException as e:
+        took = time.monotonic() - t0
+        err = e.args[0]
+        expect(isinstance(err, KafkaError), f"init_transactions raised {e!r} without a KafkaError")
+        expect(err.code() != KafkaError._TIMED_OUT,
+               f"init_transactions timed out after {took:.1f}s ({err.name()}: {err.str()}) instead of failing")
+        expect(took < timeout, f"init_transactions failed only after {took:.1f}s: {err.name()}: {err.str()}")
+        return (f"{err.name()} after {took:.1f}s, fatal={err.fatal()}, retriable={err.retriable()}, "
+                f"txn_requires_abort={err.txn_requires_abort()}: {err.str()}")
+    raise CheckFailed(f"init_transactions({timeout}) succeeded but transactions are not implemented")
+
+
 print(f"# confluent-kafka {importlib.metadata.version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]}", flush=True)
 check("metadata: one broker at the bootstrap address, describe_cluster", c_broker_metadata)
 check("admin.create_topics 3 partitions + retention.ms", c_create_topic)
@@ -642,6 +776,10 @@ check("admin.delete_records moves the low watermark", c_delete_records)
 check("admin.create_partitions 3 -> 5", c_create_partitions)
 check("admin.delete_topics then gone from list_topics", c_delete_topics)
 check("produce to a non-existent partition fails cleanly", c_produce_bad_partition)
+check(f"idempotence: produce 20k enable.idempotence=True acks=all compression={IDEM_CODEC}", c_idem_produce)
+check("idempotence: consume assign(): exact content, per-partition order, no duplicates", c_idem_consume)
+check("idempotence: stored batches carry one producer id >= 0, base sequences gapless per partition", c_idem_on_disk)
+check("transactions (not implemented): init_transactions(10) with transactional.id fails fast with a KafkaError", c_transactional_refused)
 PY
 rc=${PIPESTATUS[0]}
 set -e

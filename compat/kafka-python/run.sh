@@ -193,7 +193,9 @@ def admin():
 
 
 def producer(**extra):
-    conf = dict(bootstrap_servers=BOOT, acks="all", enable_idempotence=False, linger_ms=5,
+    # enable_idempotence is left at kafka-python's default (on since 3.0, KIP-679); the
+    # idempotence checks below also produce with it explicitly on and explicitly off.
+    conf = dict(bootstrap_servers=BOOT, acks="all", linger_ms=5,
                 retries=5, request_timeout_ms=30000, max_block_ms=30000)
     conf.update(extra)
     return KafkaProducer(**conf)
@@ -540,6 +542,166 @@ def c_auto_create():
     return "producer metadata auto-created the topic"
 
 
+# -------------------------------------------------------------------------- idempotence
+
+T_IDEM = "kp-idempotent"
+IDEM_CODEC = "lz4"
+N_IDEM = 20_000
+
+
+def stored_batches(topic, partitions):
+    """The record batch headers stored on disk, per partition, in offset order: base offset,
+    record count, codec, producer id (byte 43, i64), producer epoch (51, i16) and base
+    sequence (53, i32)."""
+    out = {}
+    for p in range(partitions):
+        d = os.path.join(DATA_DIR, f"{topic}-{p}")
+        batches = []
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".log"):
+                continue
+            with open(os.path.join(d, name), "rb") as f:
+                data = f.read()
+            pos = 0
+            while pos + 61 <= len(data):
+                length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+                batches.append({
+                    "base_offset": int.from_bytes(data[pos:pos + 8], "big", signed=True),
+                    "codec": int.from_bytes(data[pos + 21:pos + 23], "big", signed=True) & 7,
+                    "producer_id": int.from_bytes(data[pos + 43:pos + 51], "big", signed=True),
+                    "producer_epoch": int.from_bytes(data[pos + 51:pos + 53], "big", signed=True),
+                    "base_sequence": int.from_bytes(data[pos + 53:pos + 57], "big", signed=True),
+                    "count": int.from_bytes(data[pos + 57:pos + 61], "big", signed=True),
+                })
+                pos += 12 + length
+        out[p] = sorted(batches, key=lambda b: b["base_offset"])
+    return out
+
+
+def check_idempotent_batches(topic, partitions, counts):
+    """Every stored batch carries the same producer id >= 0 and epoch (one producer session,
+    no reset), and per partition the base sequences start at 0 and follow each other without
+    gap or overlap (base_sequence = previous base_sequence + previous record count), covering
+    exactly the produced records."""
+    stored = stored_batches(topic, partitions)
+    ids = sorted({(b["producer_id"], b["producer_epoch"]) for bs in stored.values() for b in bs})
+    expect(ids, "no batches on disk")
+    expect(all(pid >= 0 and epoch >= 0 for pid, epoch in ids),
+           f"stored batches without a producer id / epoch: (producer_id, epoch) seen = {ids[:10]}")
+    expect(len(ids) == 1, f"{len(ids)} different (producer_id, epoch) pairs in {topic}: {ids[:10]} "
+                          f"(expected a single idempotent producer session)")
+    n_batches = 0
+    for p, bs in stored.items():
+        seq = 0
+        for b in bs:
+            expect(b["base_sequence"] == seq,
+                   f"partition {p} batch at offset {b['base_offset']} ({b['count']} records): base_sequence "
+                   f"{b['base_sequence']}, expected {seq} (gap, overlap or restart)")
+            seq += b["count"]
+        expect(seq == counts.get(p, 0), f"partition {p}: sequences cover {seq} records, expected {counts.get(p, 0)}")
+        n_batches += len(bs)
+    codecs = sorted({b["codec"] for bs in stored.values() for b in bs})
+    pid, epoch = ids[0]
+    return pid, epoch, n_batches, codecs
+
+
+def check_offsets(msgs, reports):
+    next_offset = {}
+    for i, (part, off) in enumerate(reports):
+        want = next_offset.get(msgs[i]["partition"], 0)
+        expect(part == msgs[i]["partition"], f"message {i} went to partition {part}, not {msgs[i]['partition']}")
+        expect(off == want, f"message {i} got offset {off} in partition {part}, expected {want} (order, no duplicate)")
+        next_offset[part] = off + 1
+    return next_offset
+
+
+def check_no_duplicates(got):
+    # Every generated key is unique (`key-<topic>-<i>`), except the few null / b"k" ones.
+    keys = [(r.partition, r.key) for rs in got.values() for r in rs if r.key and r.key.startswith(b"key-")]
+    expect(len(keys) == len(set(keys)), f"{len(keys) - len(set(keys))} duplicated records (same key twice)")
+
+
+def c_idem_produce():
+    admin().create_topics({T_IDEM: {"num_partitions": PARTITIONS, "replication_factor": 1}})
+    msgs = make_messages("idempotent", n=N_IDEM)
+    p = producer(enable_idempotence=True, acks="all", compression_type=IDEM_CODEC)
+    try:
+        reports = produce_all(p, T_IDEM, msgs)
+    finally:
+        p.close()
+    next_offset = check_offsets(msgs, reports)
+    PRODUCED["idempotent"] = msgs
+    return f"{len(msgs)} msgs to {PARTITIONS} partitions, offsets {next_offset}"
+
+
+def c_idem_consume():
+    expect("idempotent" in PRODUCED, "nothing was produced (produce check failed)")
+    msgs = PRODUCED["idempotent"]
+    counts = {p: len(v) for p, v in per_partition(msgs).items()}
+    got = consume_all(T_IDEM, counts)
+    n = compare(T_IDEM, msgs, got)
+    check_no_duplicates(got)
+    c = consumer()
+    try:
+        tps = [TopicPartition(T_IDEM, p) for p in counts]
+        end = c.end_offsets(tps)
+    finally:
+        c.close()
+    for tp in tps:
+        expect(end.get(tp) == counts[tp.partition],
+               f"end_offsets[{tp.partition}] = {end.get(tp)}, expected {counts[tp.partition]}: records stored twice?")
+    return f"{n} records identical, per-partition order kept, no duplicates"
+
+
+def c_idem_on_disk():
+    expect("idempotent" in PRODUCED, "nothing was produced (produce check failed)")
+    counts = {p: len(v) for p, v in per_partition(PRODUCED["idempotent"]).items()}
+    pid, epoch, n_batches, codecs = check_idempotent_batches(T_IDEM, PARTITIONS, counts)
+    names = {v: k for k, v in CODEC_IDS.items()}
+    expect(CODEC_IDS[IDEM_CODEC] in codecs, f"no {IDEM_CODEC} batch stored (codecs {[names.get(c, c) for c in codecs]})")
+    return (f"{n_batches} batches, producer id {pid} epoch {epoch}, sequences 0.. gapless per partition, "
+            f"codecs {[names.get(c, c) for c in codecs]}")
+
+
+def produce_read_back(topic, p, n):
+    """Produces n messages to `topic` (3 partitions) with producer p (then closed), reads them
+    back and compares them exactly. Returns the per-partition counts."""
+    admin().create_topics({topic: {"num_partitions": PARTITIONS, "replication_factor": 1}})
+    msgs = make_messages(topic, n=n)
+    try:
+        reports = produce_all(p, topic, msgs)
+    finally:
+        p.close()
+    check_offsets(msgs, reports)
+    counts = {q: len(v) for q, v in per_partition(msgs).items()}
+    got = consume_all(topic, counts)
+    compare(topic, msgs, got)
+    check_no_duplicates(got)
+    return counts
+
+
+def c_idem_default():
+    """kafka-python 3.x enables idempotence (and acks=all) by default (KIP-679): a producer
+    built with nothing but bootstrap_servers is idempotent."""
+    p = KafkaProducer(bootstrap_servers=BOOT)
+    on = p.config["enable_idempotence"]
+    counts = produce_read_back("kp-idempotent-default", p, 2_000)
+    expect(on, f"kafka-python {importlib.metadata.version('kafka-python')} does not enable idempotence by default")
+    pid, epoch, n_batches, _ = check_idempotent_batches("kp-idempotent-default", PARTITIONS, counts)
+    return (f"enable_idempotence={on} acks={p.config['acks']} by default; 2000 msgs read back exactly; "
+            f"{n_batches} batches with producer id {pid} epoch {epoch}, gapless sequences")
+
+
+def c_idem_off():
+    """enable_idempotence=False still works, and really is off: no producer id on the batches."""
+    p = producer(enable_idempotence=False)
+    counts = produce_read_back("kp-idempotence-off", p, 2_000)
+    stored = stored_batches("kp-idempotence-off", PARTITIONS)
+    ids = sorted({(b["producer_id"], b["producer_epoch"], b["base_sequence"]) for bs in stored.values() for b in bs})
+    expect(ids == [(-1, -1, -1)], f"(producer_id, epoch, base_sequence) on disk: {ids[:10]}, expected only (-1, -1, -1)")
+    return f"2000 msgs read back exactly; {sum(len(bs) for bs in stored.values())} batches, all with producer id -1"
+
+
 print(f"# kafka-python {importlib.metadata.version('kafka-python')}; codecs: gzip, snappy={kafka.codec.has_snappy()}, "
       f"lz4={kafka.codec.has_lz4()}, zstd={kafka.codec.has_zstd()}", flush=True)
 check("admin.create_topics 3 partitions + retention.ms", c_create_topics)
@@ -558,6 +720,11 @@ check("admin.create_partitions 3 -> 4", c_create_partitions)
 check("admin.delete_topics then gone from list_topics", c_delete_topics)
 check("produce to a non-existent partition fails cleanly", c_produce_bad_partition)
 check("producing to an unknown topic auto-creates it", c_auto_create)
+check(f"idempotence: produce 20k enable_idempotence=True acks=all compression={IDEM_CODEC}", c_idem_produce)
+check("idempotence: consume assign(): exact content, per-partition order, no duplicates", c_idem_consume)
+check("idempotence: stored batches carry one producer id >= 0, base sequences gapless per partition", c_idem_on_disk)
+check("idempotence: default KafkaProducer(bootstrap_servers) is idempotent and works", c_idem_default)
+check("idempotence: enable_idempotence=False works and stores no producer id", c_idem_off)
 PY
 rc=${PIPESTATUS[0]}
 set -e

@@ -294,6 +294,56 @@ c_bad_partition() {
   echo "exit $rc: $err"
 }
 
+c_idempotent() {
+  local topic=kc-idempotent rc=0
+  make_input idempotent 1000 "$WORK/in-idempotent.txt"
+  if ! "${KC[@]}" -P -t "$topic" -p 0 -K: -X enable.idempotence=true \
+    <"$WORK/in-idempotent.txt" 2>"$WORK/produce-idempotent.err"; then
+    echo "kcat -P exited non-zero: $(tail -n 5 "$WORK/produce-idempotent.err")"
+    return 1
+  fi
+  if grep -q 'ERROR\|Delivery failed' "$WORK/produce-idempotent.err"; then
+    echo "kcat -P reported: $(grep 'ERROR\|Delivery failed' "$WORK/produce-idempotent.err" | head -n 3)"
+    return 1
+  fi
+  "${KC[@]}" -C -t "$topic" -e -o beginning -f '%k:%s\n' >"$WORK/out-idempotent.txt" 2>"$WORK/consume-idempotent.err" || rc=$?
+  if ! cmp -s "$WORK/in-idempotent.txt" "$WORK/out-idempotent.txt"; then
+    echo "kcat -C exit status $rc; read $(wc -l <"$WORK/out-idempotent.txt") of 1000 lines;"
+    echo "first difference: $(diff "$WORK/in-idempotent.txt" "$WORK/out-idempotent.txt" | head -n 3 | cut -c1-120)"
+    echo "kcat said: $(kcat_errors "$WORK/consume-idempotent.err")"
+    return 1
+  fi
+  # Idempotence really was used: the stored batches carry a producer id (byte 43 of the batch
+  # header, i64) and the base sequences (byte 53, i32) follow each other from 0.
+  python3 - "$WORK/data/$topic-0" <<'PY'
+import os, sys
+d = sys.argv[1]
+batches = []
+for name in sorted(os.listdir(d)):
+    if name.endswith(".log"):
+        data = open(os.path.join(d, name), "rb").read()
+        pos = 0
+        while pos + 61 <= len(data):
+            length = int.from_bytes(data[pos + 8:pos + 12], "big", signed=True)
+            batches.append((int.from_bytes(data[pos + 43:pos + 51], "big", signed=True),
+                            int.from_bytes(data[pos + 51:pos + 53], "big", signed=True),
+                            int.from_bytes(data[pos + 53:pos + 57], "big", signed=True),
+                            int.from_bytes(data[pos + 57:pos + 61], "big", signed=True)))
+            pos += 12 + length
+ids = sorted({(pid, epoch) for pid, epoch, _, _ in batches})
+seq, bad = 0, []
+for _, _, base_seq, count in batches:
+    if base_seq != seq:
+        bad.append((base_seq, seq))
+    seq += count
+if len(ids) != 1 or ids[0][0] < 0 or bad or seq != 1000:
+    print(f"1000 lines identical, but stored (producer_id, epoch) = {ids[:5]}, "
+          f"(base_sequence, expected) mismatches = {bad[:5]}, {seq} records")
+    sys.exit(1)
+print(f"1000 lines identical; {len(batches)} batches with producer id {ids[0][0]} epoch {ids[0][1]}, gapless sequences")
+PY
+}
+
 echo "# kcat $(kcat -V 2>&1 | sed -nE 's/^Version ([^ ]+).*librdkafka ([^ ]+).*/\1, librdkafka \2/p') (Debian kcat $(dpkg-query -W -f='${Version}' kcat 2>/dev/null || echo '?'))"
 run_check "kcat -L lists the broker" c_list
 for codec in none gzip snappy lz4 zstd; do
@@ -312,6 +362,7 @@ done
 run_check "kcat -Q offsets by timestamp (and -2/-1)" c_query
 run_check "headers -H round-trip (-o 0 -f %h)" c_headers
 run_check "kcat -P to a non-existent partition fails cleanly" c_bad_partition
+run_check "kcat -P -X enable.idempotence=true 1000 lines read back exactly (producer id on the batches)" c_idempotent
 
 if [ "$FAILED" != 0 ]; then
   say "kcat's stderr of each step is in $WORK/*.err (removed at exit unless COMPAT_KEEP=1)"

@@ -19,6 +19,7 @@ pub struct BrokerState {
     pub metadata: Metadata,
     pub health: Arc<LogDirHealth>,
     pub producer_ids: crate::producer_ids::ProducerIdManager,
+    pub groups: crate::coordinator::group::GroupCoordinator,
     /// Bumped when a high watermark moves or topics change; long-polling fetches wait on it.
     pub data_arrived: Arc<watch::Sender<u64>>,
     /// Flips to true when shutdown starts.
@@ -65,6 +66,8 @@ impl Broker {
             .map_err(|e| crate::metadata::MetadataError::Io(std::io::Error::other(e)))??;
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, topics = metadata.topics().len(), "opened data directory");
         let producer_ids = crate::producer_ids::ProducerIdManager::open(&config.data_dir)?;
+        let groups = crate::coordinator::group::GroupCoordinator::open(&config.data_dir, Arc::clone(&health), config.groups)
+            .map_err(crate::metadata::MetadataError::Io)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let mut config = config;
@@ -78,6 +81,7 @@ impl Broker {
             metadata,
             health,
             producer_ids,
+            groups,
             data_arrived,
             shutdown: shutdown_rx,
             advertised_host,
@@ -128,6 +132,7 @@ impl Broker {
                 checkpoint.push((topic.name.clone(), partition.index, partition.flushed_offset()));
             }
         }
+        state.groups.close().await;
         if !state.health.is_offline() {
             if let Err(e) = state.metadata.write_recovery_checkpoint(&checkpoint) {
                 tracing::error!(error = %e, "writing the recovery checkpoint failed");
@@ -155,13 +160,16 @@ async fn background_loop(state: Arc<BrokerState>) {
     let mut retention = tokio::time::interval(Duration::from_millis(config.retention_check_interval_ms.max(10)));
     let mut checkpoint = tokio::time::interval(Duration::from_millis(config.checkpoint_interval_ms.max(10)));
     let mut flush = tokio::time::interval(Duration::from_millis(config.flush_interval_ms.max(1)));
-    for interval in [&mut retention, &mut checkpoint, &mut flush] {
+    // Session timeouts and rebalance deadlines are checked at this resolution.
+    let mut groups = tokio::time::interval(Duration::from_millis(100));
+    for interval in [&mut retention, &mut checkpoint, &mut flush, &mut groups] {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = retention.tick() => run_retention(&state),
+            _ = groups.tick() => state.groups.tick(),
             _ = checkpoint.tick() => {
                 let entries: Vec<_> = state.metadata.topics().iter()
                     .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.index, p.flushed_offset())))

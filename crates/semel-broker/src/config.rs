@@ -44,6 +44,8 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// Defaults of topic configs.
     pub log: LogDefaults,
+    /// Consumer group coordinator settings.
+    pub groups: crate::coordinator::group::GroupConfig,
 }
 
 /// Broker-wide defaults of topic configs (Kafka's `log.*` settings).
@@ -82,6 +84,7 @@ impl Default for BrokerConfig {
             fetch_max_wait_ms: 30_000,
             producer_id_expiration_ms: 86_400_000,
             log: LogDefaults::default(),
+            groups: crate::coordinator::group::GroupConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod coordinator;
 pub mod metadata;
 pub mod producer_ids;
 pub mod producer_state;

@@ -75,7 +75,7 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<Broker
             break;
         }
         let body = body.freeze();
-        let reply = dispatch::handle(&state, body).await;
+        let reply = dispatch::handle(&state, peer, body).await;
         let closing = reply.is_close();
         if tx.send(reply).await.is_err() || closing {
             break;

@@ -62,6 +62,8 @@ pub(crate) enum Response<R> {
 pub(crate) struct RequestContext {
     pub(crate) state: Arc<BrokerState>,
     pub(crate) version: i16,
+    pub(crate) client_id: String,
+    pub(crate) peer: std::net::SocketAddr,
 }
 
 fn frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, response: &R) -> Outcome {
@@ -92,7 +94,7 @@ fn finish<R: Encodable + Send + 'static>(api_key: ApiKey, version: i16, correlat
 }
 
 /// Handles one request frame (without its size prefix).
-pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
+pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr, mut body: Bytes) -> Reply {
     let raw_key = i16::from_be_bytes([body[0], body[1]]);
     let version = i16::from_be_bytes([body[2], body[3]]);
     let Ok(api_key) = ApiKey::try_from(raw_key) else {
@@ -119,7 +121,8 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
     if api_key == ApiKey::Produce && version < PRODUCE_MIN_DECODABLE {
         return Reply::close(format!("Produce v{version} is not supported: Kafka 4 removed v0-v2 (KIP-896)"));
     }
-    let ctx = RequestContext { state: Arc::clone(state), version };
+    let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
+    let ctx = RequestContext { state: Arc::clone(state), version, client_id, peer };
 
     macro_rules! route {
         ($($api:ident => $request:ty => $handler:path),* $(,)?) => {
@@ -153,5 +156,15 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, mut body: Bytes) -> Reply {
         DescribeCluster => m::DescribeClusterRequest => handlers::metadata::describe_cluster,
         FindCoordinator => m::FindCoordinatorRequest => handlers::coordinator::handle,
         InitProducerId => m::InitProducerIdRequest => handlers::init_producer_id::handle,
+        JoinGroup => m::JoinGroupRequest => handlers::groups::join_group,
+        SyncGroup => m::SyncGroupRequest => handlers::groups::sync_group,
+        Heartbeat => m::HeartbeatRequest => handlers::groups::heartbeat,
+        LeaveGroup => m::LeaveGroupRequest => handlers::groups::leave_group,
+        OffsetCommit => m::OffsetCommitRequest => handlers::groups::offset_commit,
+        OffsetFetch => m::OffsetFetchRequest => handlers::groups::offset_fetch,
+        DescribeGroups => m::DescribeGroupsRequest => handlers::groups::describe_groups,
+        ListGroups => m::ListGroupsRequest => handlers::groups::list_groups,
+        DeleteGroups => m::DeleteGroupsRequest => handlers::groups::delete_groups,
+        OffsetDelete => m::OffsetDeleteRequest => handlers::groups::offset_delete,
     }
 }

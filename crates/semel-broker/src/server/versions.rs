@@ -39,6 +39,18 @@ pub static SUPPORTED: &[Supported] = &[
     api(ApiKey::FindCoordinator, 0, 5),
     // v5 belongs to transaction version 2 (KIP-890 part 2).
     api(ApiKey::InitProducerId, 0, 4),
+    // The classic group protocol. KIP-848 (ConsumerGroupHeartbeat) is not advertised.
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    // OffsetCommit v10 and OffsetFetch v10 name topics by id.
+    api(ApiKey::OffsetCommit, 2, 9),
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::DescribeGroups, 0, 5),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported range of an API, if semel implements it.

@@ -5,6 +5,7 @@ pub(crate) mod api_versions;
 pub(crate) mod configs;
 pub(crate) mod coordinator;
 pub(crate) mod fetch;
+pub(crate) mod groups;
 pub(crate) mod init_producer_id;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
