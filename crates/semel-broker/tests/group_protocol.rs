@@ -1,0 +1,192 @@
+//! The classic group protocol over the raw protocol: the MEMBER_ID_REQUIRED round trip,
+//! generations, static membership, session expiry, offset commit validation, group admin.
+
+mod common;
+
+use bytes::Bytes;
+use common::raw::RawClient;
+use common::{config_for, TestBroker};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+async fn broker() -> TestBroker {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut config = config_for(tmp.path());
+    config.groups.initial_rebalance_delay_ms = 0;
+    config.groups.min_session_timeout_ms = 500;
+    TestBroker::start_with(config, tmp).await
+}
+
+fn join(group: &str, member: &str, instance: Option<&str>, session_ms: i32) -> JoinGroupRequest {
+    JoinGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_session_timeout_ms(session_ms)
+        .with_rebalance_timeout_ms(10_000)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s))
+        .with_protocol_type(s("consumer"))
+        .with_protocols(vec![join_group_request::JoinGroupRequestProtocol::default()
+            .with_name(s("range"))
+            .with_metadata(Bytes::from_static(b"meta"))])
+}
+
+async fn heartbeat(client: &mut RawClient, group: &str, generation: i32, member: &str, instance: Option<&str>) -> i16 {
+    let request = HeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(generation)
+        .with_member_id(s(member))
+        .with_group_instance_id(instance.map(s));
+    let response: HeartbeatResponse = client.call(ApiKey::Heartbeat, 4, &request).await;
+    response.error_code
+}
+
+async fn commit(client: &mut RawClient, group: &str, generation: i32, member: &str, offset: i64) -> i16 {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(generation)
+        .with_member_id(s(member))
+        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(vec![
+            offset_commit_request::OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)
+                .with_committed_metadata(Some(s("m"))),
+        ])]);
+    let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &request).await;
+    response.topics[0].partitions[0].error_code
+}
+
+async fn committed(client: &mut RawClient, group: &str) -> i64 {
+    let request = OffsetFetchRequest::default().with_group_id(GroupId(s(group))).with_topics(Some(vec![
+        offset_fetch_request::OffsetFetchRequestTopic::default().with_name(TopicName(s("t"))).with_partition_indexes(vec![0]),
+    ]));
+    let response: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, 7, &request).await;
+    response.topics[0].partitions[0].committed_offset
+}
+
+async fn state_of(client: &mut RawClient, group: &str) -> String {
+    let response: DescribeGroupsResponse =
+        client.call(ApiKey::DescribeGroups, 5, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(group))])).await;
+    response.groups[0].group_state.to_string()
+}
+
+/// Joins as a new dynamic member (with the MEMBER_ID_REQUIRED round trip) and syncs as leader.
+async fn join_and_sync(client: &mut RawClient, group: &str) -> (String, i32) {
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(group, "", None, 10_000)).await;
+    assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
+    let member = first.member_id.to_string();
+    assert!(!member.is_empty());
+    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(group, &member, None, 10_000)).await;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.leader.as_str(), member, "the only member leads");
+    assert_eq!(joined.protocol_name.as_ref().map(|p| p.to_string()), Some("range".to_string()));
+    assert_eq!(joined.members.len(), 1);
+    let sync = SyncGroupRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(s(&member))
+        .with_assignments(vec![sync_group_request::SyncGroupRequestAssignment::default()
+            .with_member_id(s(&member))
+            .with_assignment(Bytes::from_static(b"assigned"))]);
+    let synced: SyncGroupResponse = client.call(ApiKey::SyncGroup, 3, &sync).await;
+    assert_eq!((synced.error_code, &synced.assignment[..]), (0, &b"assigned"[..]));
+    (member, joined.generation_id)
+}
+
+#[tokio::test]
+async fn join_sync_heartbeat_and_generation_checks() {
+    let broker = broker().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    let (member, generation) = join_and_sync(&mut client, "g").await;
+    assert_eq!(state_of(&mut client, "g").await, "Stable");
+    assert_eq!(heartbeat(&mut client, "g", generation, &member, None).await, 0);
+    assert_eq!(heartbeat(&mut client, "g", generation + 1, &member, None).await, 22, "ILLEGAL_GENERATION");
+    assert_eq!(heartbeat(&mut client, "g", generation, "nobody", None).await, 25, "UNKNOWN_MEMBER_ID");
+    assert_eq!(heartbeat(&mut client, "unknown-group", 1, &member, None).await, 25);
+    let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("g2", "made-up", None, 10_000)).await;
+    assert_eq!(response.error_code, 25, "a member id the coordinator never gave out");
+    let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("g2", "", None, 100)).await;
+    assert_eq!(response.error_code, 26, "INVALID_SESSION_TIMEOUT");
+    let response: JoinGroupResponse =
+        client.call(ApiKey::JoinGroup, 5, &join("g", "", None, 10_000).with_protocol_type(s("connect"))).await;
+    assert_eq!(response.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+}
+
+#[tokio::test]
+async fn offset_commit_validation_follows_kafka() {
+    let broker = broker().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    common::create_topic(&broker.bootstrap(), "t", 1, &[]).await;
+    // A group unknown to the coordinator: generation -1 (assign()) stores offsets; a
+    // generation >= 0 is ILLEGAL_GENERATION.
+    assert_eq!(commit(&mut client, "simple", -1, "", 5).await, 0);
+    assert_eq!(committed(&mut client, "simple").await, 5);
+    assert_eq!(commit(&mut client, "nobody-home", 3, "", 5).await, 22);
+
+    let (member, generation) = join_and_sync(&mut client, "live").await;
+    assert_eq!(commit(&mut client, "live", generation, &member, 7).await, 0);
+    assert_eq!(committed(&mut client, "live").await, 7);
+    assert_eq!(commit(&mut client, "live", -1, "", 8).await, 25, "generation -1 while the group has members");
+    assert_eq!(commit(&mut client, "live", generation + 1, &member, 8).await, 22);
+    assert_eq!(commit(&mut client, "live", generation, "stranger", 8).await, 25);
+    assert_eq!(committed(&mut client, "live").await, 7, "refused commits change nothing");
+    assert_eq!(committed(&mut client, "never-committed").await, -1);
+    let unknown_topic =
+        OffsetCommitRequest::default().with_group_id(GroupId(s("simple"))).with_generation_id_or_member_epoch(-1).with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("no-such-topic"))).with_partitions(vec![
+                offset_commit_request::OffsetCommitRequestPartition::default().with_partition_index(0).with_committed_offset(1),
+            ]),
+        ]);
+    let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, 8, &unknown_topic).await;
+    assert_eq!(response.topics[0].partitions[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+}
+
+#[tokio::test]
+async fn static_members_fence_their_predecessor() {
+    let broker = broker().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("static", "", Some("instance-1"), 10_000)).await;
+    assert_eq!(first.error_code, 0, "static members join without MEMBER_ID_REQUIRED");
+    let old = first.member_id.to_string();
+    let second: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("static", "", Some("instance-1"), 10_000)).await;
+    assert_eq!(second.error_code, 0);
+    let new = second.member_id.to_string();
+    assert_ne!(old, new);
+    assert_eq!(heartbeat(&mut client, "static", second.generation_id, &old, Some("instance-1")).await, 82, "FENCED_INSTANCE_ID");
+}
+
+#[tokio::test]
+async fn silent_members_expire_and_empty_groups_can_be_deleted() {
+    let broker = broker().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    common::create_topic(&broker.bootstrap(), "t", 1, &[]).await;
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", "", None, 800)).await;
+    let member = first.member_id.to_string();
+    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", &member, None, 800)).await;
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(commit(&mut client, "quiet", joined.generation_id, &member, 3).await, 27, "REBALANCE_IN_PROGRESS before the sync");
+    let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("quiet"))]);
+    let response: DeleteGroupsResponse = client.call(ApiKey::DeleteGroups, 2, &delete).await;
+    assert_eq!(response.results[0].error_code, 68, "NON_EMPTY_GROUP");
+    // No heartbeats: the member is removed after its session timeout.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while state_of(&mut client, "quiet").await != "Empty" {
+        assert!(std::time::Instant::now() < deadline, "member never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(commit(&mut client, "quiet", -1, "", 4).await, 0, "an empty group accepts generation -1");
+    let listed: ListGroupsResponse =
+        client.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default().with_states_filter(vec![s("Empty")])).await;
+    assert!(listed.groups.iter().any(|g| g.group_id.0.as_str() == "quiet"));
+    let listed: ListGroupsResponse =
+        client.call(ApiKey::ListGroups, 4, &ListGroupsRequest::default().with_states_filter(vec![s("Stable")])).await;
+    assert!(listed.groups.iter().all(|g| g.group_id.0.as_str() != "quiet"));
+    let response: DeleteGroupsResponse = client.call(ApiKey::DeleteGroups, 2, &delete).await;
+    assert_eq!(response.results[0].error_code, 0);
+    assert_eq!(committed(&mut client, "quiet").await, -1, "its offsets went with it");
+    let response: DeleteGroupsResponse = client.call(ApiKey::DeleteGroups, 2, &delete).await;
+    assert_eq!(response.results[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+}
