@@ -190,3 +190,93 @@ async fn silent_members_expire_and_empty_groups_can_be_deleted() {
     let response: DeleteGroupsResponse = client.call(ApiKey::DeleteGroups, 2, &delete).await;
     assert_eq!(response.results[0].error_code, 69, "GROUP_ID_NOT_FOUND");
 }
+
+/// Every advertised version of the group APIs gets an answer that decodes.
+#[tokio::test]
+async fn every_advertised_group_api_version_answers() {
+    let broker = broker().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    common::create_topic(&broker.bootstrap(), "t", 1, &[]).await;
+    for version in 0..=9i16 {
+        let group = format!("sweep-{version}");
+        // v0-3 add a new member at once; v4+ first answer MEMBER_ID_REQUIRED.
+        let mut response: JoinGroupResponse = client.call(ApiKey::JoinGroup, version, &join(&group, "", None, 10_000)).await;
+        if version >= 4 {
+            assert_eq!(response.error_code, 79, "JoinGroup v{version}");
+            let member = response.member_id.to_string();
+            response = client.call(ApiKey::JoinGroup, version, &join(&group, &member, None, 10_000)).await;
+        }
+        assert_eq!(response.error_code, 0, "JoinGroup v{version}");
+        let member = response.member_id.to_string();
+        let generation = response.generation_id;
+        let sync_version = version.min(5);
+        let mut sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_generation_id(generation)
+            .with_member_id(s(&member))
+            .with_assignments(vec![sync_group_request::SyncGroupRequestAssignment::default()
+                .with_member_id(s(&member))
+                .with_assignment(Bytes::from_static(b"a"))]);
+        if sync_version >= 5 {
+            sync = sync.with_protocol_type(Some(s("consumer"))).with_protocol_name(Some(s("range")));
+        }
+        let synced: SyncGroupResponse = client.call(ApiKey::SyncGroup, sync_version, &sync).await;
+        assert_eq!(synced.error_code, 0, "SyncGroup v{sync_version}");
+        let hb = HeartbeatRequest::default().with_group_id(GroupId(s(&group))).with_generation_id(generation).with_member_id(s(&member));
+        let hb_response: HeartbeatResponse = client.call(ApiKey::Heartbeat, version.min(4), &hb).await;
+        assert_eq!(hb_response.error_code, 0, "Heartbeat v{}", version.min(4));
+        if (2..=9).contains(&version) {
+            let request = OffsetCommitRequest::default()
+                .with_group_id(GroupId(s(&group)))
+                .with_generation_id_or_member_epoch(generation)
+                .with_member_id(s(&member))
+                .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(1)])]);
+            let response: OffsetCommitResponse = client.call(ApiKey::OffsetCommit, version, &request).await;
+            assert_eq!(response.topics[0].partitions[0].error_code, 0, "OffsetCommit v{version}");
+        }
+        if (1..=9).contains(&version) {
+            let request = if version >= 8 {
+                OffsetFetchRequest::default().with_groups(vec![offset_fetch_request::OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(s(&group)))
+                    .with_topics(None)])
+            } else {
+                OffsetFetchRequest::default().with_group_id(GroupId(s(&group))).with_topics(Some(vec![
+                    offset_fetch_request::OffsetFetchRequestTopic::default().with_name(TopicName(s("t"))).with_partition_indexes(vec![0]),
+                ]))
+            };
+            let response: OffsetFetchResponse = client.call(ApiKey::OffsetFetch, version, &request).await;
+            let offset = if version >= 8 {
+                response.groups[0].topics[0].partitions[0].committed_offset
+            } else {
+                response.topics[0].partitions[0].committed_offset
+            };
+            assert_eq!(offset, if version >= 2 { 1 } else { -1 }, "OffsetFetch v{version}");
+        }
+        if version <= 5 {
+            let response: DescribeGroupsResponse =
+                client.call(ApiKey::DescribeGroups, version, &DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&group))])).await;
+            assert_eq!(response.groups[0].members.len(), 1, "DescribeGroups v{version}");
+            let response: ListGroupsResponse = client.call(ApiKey::ListGroups, version, &ListGroupsRequest::default()).await;
+            assert!(response.groups.iter().any(|g| g.group_id.0.as_str() == group), "ListGroups v{version}");
+            let leave = if version >= 3 {
+                LeaveGroupRequest::default()
+                    .with_group_id(GroupId(s(&group)))
+                    .with_members(vec![leave_group_request::MemberIdentity::default().with_member_id(s(&member))])
+            } else {
+                LeaveGroupRequest::default().with_group_id(GroupId(s(&group))).with_member_id(s(&member))
+            };
+            let response: LeaveGroupResponse = client.call(ApiKey::LeaveGroup, version, &leave).await;
+            assert_eq!(response.error_code, 0, "LeaveGroup v{version}");
+            if version <= 2 {
+                let response: DeleteGroupsResponse = client
+                    .call(ApiKey::DeleteGroups, version, &DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&group))]))
+                    .await;
+                assert_eq!(response.results[0].error_code, 0, "DeleteGroups v{version}");
+            }
+        }
+    }
+}
