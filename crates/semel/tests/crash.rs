@@ -171,3 +171,40 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(delivery.offset, low_high[&0].1);
     kill_9(&mut semel);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_kill_9() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+    let mut semel = start_semel(port, tmp.path());
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
+    let topic = rdkafka::admin::NewTopic::new("offsets", 3, rdkafka::admin::TopicReplication::Fixed(1));
+    for result in admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new()).await.expect("create") {
+        result.expect("topic created");
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "survivor")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in [(0, 11), (1, 22), (2, 33)] {
+        tpl.add_partition_offset("offsets", p, Offset::Offset(o)).expect("tpl");
+    }
+    consumer.commit(&tpl, rdkafka::consumer::CommitMode::Sync).expect("commit acknowledged");
+    drop(consumer);
+    kill_9(&mut semel);
+    let _semel = start_semel(port, tmp.path());
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", "survivor").create().expect("consumer");
+    let mut wanted = TopicPartitionList::new();
+    for p in 0..3 {
+        wanted.add_partition("offsets", p);
+    }
+    let committed = consumer.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
+    let offsets: Vec<(i32, Offset)> = committed.elements().iter().map(|e| (e.partition(), e.offset())).collect();
+    assert_eq!(offsets, [(0, Offset::Offset(11)), (1, Offset::Offset(22)), (2, Offset::Offset(33))]);
+}
