@@ -280,3 +280,20 @@ async fn every_advertised_group_api_version_answers() {
         }
     }
 }
+
+#[tokio::test]
+async fn offsets_of_empty_groups_expire_after_the_retention() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut config = config_for(tmp.path());
+    config.groups.offsets_retention_ms = 300;
+    let broker = TestBroker::start_with(config, tmp).await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    common::create_topic(&broker.bootstrap(), "t", 1, &[]).await;
+    assert_eq!(commit(&mut client, "short-lived", -1, "", 9).await, 0);
+    assert_eq!(committed(&mut client, "short-lived").await, 9);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while committed(&mut client, "short-lived").await != -1 {
+        assert!(std::time::Instant::now() < deadline, "offsets never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
