@@ -2,8 +2,11 @@
 //! restart every acknowledged message is there exactly once and in order, and new writes are
 //! accepted.
 
+mod common;
+
+use common::{free_port, kill_9, start_semel};
+
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
 
 type Acked = Arc<Mutex<BTreeMap<i32, Vec<(i64, String)>>>>;
 use std::sync::{Arc, Mutex};
@@ -13,42 +16,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// Kills the broker process when the test ends, however it ends.
-struct Semel(Child);
-
-impl Drop for Semel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_semel(port: u16, dir: &std::path::Path) -> Semel {
-    let child = Command::new(env!("CARGO_BIN_EXE_semel"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .env("SEMEL_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn semel");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "semel did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Semel(child)
-}
-
-fn kill_9(semel: &mut Semel) {
-    let status = Command::new("kill").args(["-9", &semel.0.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    let _ = semel.0.wait();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_kill_9() {

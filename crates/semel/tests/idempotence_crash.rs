@@ -4,8 +4,11 @@
 //!
 //! SEMEL_IDEMPOTENCE_MESSAGES sets the message count (default 1,000,000).
 
+mod common;
+
+use common::{kill_9, start_semel};
+
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,36 +17,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-
-struct Semel(Child);
-
-impl Drop for Semel {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_semel(port: u16, dir: &std::path::Path) -> Semel {
-    let child = Command::new(env!("CARGO_BIN_EXE_semel"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
-        .env("SEMEL_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn semel");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "semel did not start listening");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Semel(child)
-}
-
-fn kill_9(semel: &mut Semel) {
-    assert!(Command::new("kill").args(["-9", &semel.0.id().to_string()]).status().expect("kill").success());
-    let _ = semel.0.wait();
-}
 
 /// Counts deliveries; remembers (partition, offset, value) of each acknowledged message.
 #[derive(Default)]
@@ -79,7 +52,7 @@ fn idempotent_producer_survives_two_kill_9() {
     let total: usize = std::env::var("SEMEL_IDEMPOTENCE_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
     let partitions = 6;
     let tmp = tempfile::tempdir().expect("tmp");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let port = common::free_port();
     let bootstrap = format!("127.0.0.1:{port}");
     let mut semel = start_semel(port, tmp.path());
     let runtime = tokio::runtime::Runtime::new().expect("runtime");

@@ -1,0 +1,44 @@
+//! The `semel` binary as a child process, for tests that kill -9 it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A running `semel serve`; killed when dropped, however the test ends.
+pub struct Semel(Child);
+
+impl Drop for Semel {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `semel serve` on `port` with data in `dir` and waits until it accepts connections.
+pub fn start_semel(port: u16, dir: &std::path::Path) -> Semel {
+    let child = Command::new(env!("CARGO_BIN_EXE_semel"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir)
+        .env("SEMEL_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn semel");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "semel did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Semel(child)
+}
+
+/// SIGKILL, as a crash would.
+pub fn kill_9(semel: &mut Semel) {
+    let status = Command::new("kill").args(["-9", &semel.0.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let _ = semel.0.wait();
+}
