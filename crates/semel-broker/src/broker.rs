@@ -20,6 +20,7 @@ pub struct BrokerState {
     pub health: Arc<LogDirHealth>,
     pub producer_ids: crate::producer_ids::ProducerIdManager,
     pub groups: crate::coordinator::group::GroupCoordinator,
+    pub txns: crate::coordinator::txn::TxnCoordinator,
     /// Bumped when a high watermark moves or topics change; long-polling fetches wait on it.
     pub data_arrived: Arc<watch::Sender<u64>>,
     /// Flips to true when shutdown starts.
@@ -68,6 +69,8 @@ impl Broker {
         let producer_ids = crate::producer_ids::ProducerIdManager::open(&config.data_dir)?;
         let groups = crate::coordinator::group::GroupCoordinator::open(&config.data_dir, Arc::clone(&health), config.groups)
             .map_err(crate::metadata::MetadataError::Io)?;
+        let (txns, to_complete) =
+            crate::coordinator::txn::TxnCoordinator::open(&config.data_dir, Arc::clone(&health), config.transactions).map_err(crate::metadata::MetadataError::Io)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let mut config = config;
@@ -82,6 +85,7 @@ impl Broker {
             health,
             producer_ids,
             groups,
+            txns,
             data_arrived,
             shutdown: shutdown_rx,
             advertised_host,

@@ -46,6 +46,8 @@ pub struct BrokerConfig {
     pub log: LogDefaults,
     /// Consumer group coordinator settings.
     pub groups: crate::coordinator::group::GroupConfig,
+    /// Transaction coordinator settings.
+    pub transactions: crate::coordinator::txn::TxnConfig,
 }
 
 /// Broker-wide defaults of topic configs (Kafka's `log.*` settings).
@@ -85,6 +87,7 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             log: LogDefaults::default(),
             groups: crate::coordinator::group::GroupConfig::default(),
+            transactions: crate::coordinator::txn::TxnConfig::default(),
         }
     }
 }

@@ -21,8 +21,10 @@
 //!
 //! ```text
 //! u16 version (1) | u32 crc32c of the rest | u32 producer count | producers...
-//! producer: i64 id | i16 epoch | i64 last_timestamp | u8 batch count | batches...
+//! producer: i64 id | i16 epoch | i64 last_timestamp | i64 txn_first_offset (-1: none)
+//!           | i32 coordinator_epoch | u8 batch count | batches...
 //! batch:    i32 first_seq | i32 last_seq | i64 first_offset | i64 last_offset | i64 timestamp
+//! then:     u32 aborted count | aborted: i64 producer_id | i64 first_offset | i64 last_offset
 //! ```
 
 use std::collections::{HashMap, VecDeque};
@@ -53,6 +55,20 @@ pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMetadata>,
     pub last_timestamp: i64,
+    /// First offset of the producer's open transaction on this partition, if one is open.
+    pub txn_first_offset: Option<i64>,
+    /// Epoch of the coordinator that wrote the producer's last marker (-1: none).
+    pub coordinator_epoch: i32,
+}
+
+/// A transaction aborted on this partition: its data lies in `first_offset..=last_offset`
+/// (the last offset is its ABORT marker's). read_committed fetches return the ones that
+/// overlap the fetched range so that clients drop their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -76,6 +92,8 @@ pub enum ProducerStateError {
     InvalidProducerEpoch { producer_id: i64, epoch: i16, current: i16 },
     #[error("producer {producer_id}: out of order sequence {sequence} (epoch {epoch}, last sequence {last:?})")]
     OutOfOrderSequence { producer_id: i64, epoch: i16, sequence: i32, last: Option<i32> },
+    #[error("producer {producer_id}: a non-transactional batch while its transaction is open")]
+    InvalidTxnState { producer_id: i64 },
 }
 
 /// The outcome of validating a request's batches.
@@ -96,6 +114,8 @@ fn in_sequence(last: i32, next: i32) -> bool {
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Aborted transactions, ordered by their marker's offset.
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStateManager {
@@ -129,6 +149,9 @@ impl ProducerStateManager {
             }
             let epoch = header.producer_epoch;
             if let Some(entry) = current {
+                if !header.is_transactional() && entry.txn_first_offset.is_some() && epoch >= entry.epoch {
+                    return Err(ProducerStateError::InvalidTxnState { producer_id });
+                }
                 if epoch < entry.epoch {
                     return Err(ProducerStateError::InvalidProducerEpoch { producer_id, epoch, current: entry.epoch });
                 }
@@ -158,6 +181,9 @@ impl ProducerStateManager {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        if header.is_transactional() && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(header.base_offset);
+        }
         entry.batches.push_back(BatchMetadata {
             first_seq: header.base_sequence,
             last_seq: header.last_sequence(),
@@ -176,17 +202,58 @@ impl ProducerStateManager {
         if !header.has_producer_id() {
             return;
         }
-        let entry = self
-            .producers
-            .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry { epoch: header.producer_epoch, ..Default::default() });
+        if header.is_control() {
+            return; // markers go through `apply_marker`
+        }
+        let entry = self.producers.entry(header.producer_id).or_insert_with(|| ProducerEntry { epoch: header.producer_epoch, coordinator_epoch: -1, ..Default::default() });
         Self::record(entry, header);
+    }
+
+    /// Records a COMMIT or ABORT marker written at `offset` (live or replayed): the producer's
+    /// transaction on this partition ends; an aborted one enters the aborted index.
+    pub fn apply_marker(&mut self, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, commit: bool, offset: i64, timestamp: i64) {
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry { epoch: producer_epoch, coordinator_epoch: -1, ..Default::default() });
+        if producer_epoch > entry.epoch {
+            // The coordinator bumped the epoch (a fenced or timed-out producer): the new epoch
+            // starts its sequences at 0.
+            entry.epoch = producer_epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        if let Some(first_offset) = entry.txn_first_offset.take() {
+            if !commit {
+                self.aborted.push(AbortedTxn { producer_id, first_offset, last_offset: offset });
+            }
+        }
+    }
+
+    /// Whether the producer has a transaction open on this partition.
+    pub fn has_open_txn(&self, producer_id: i64) -> bool {
+        self.producers.get(&producer_id).is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
+    /// First offset of the earliest open transaction: the last stable offset, if below the
+    /// high watermark.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.values().filter_map(|e| e.txn_first_offset).min()
+    }
+
+    /// Aborted transactions whose data overlaps `from..upper`.
+    pub fn aborted_overlapping(&self, from: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.aborted.iter().filter(|a| a.last_offset >= from && a.first_offset < upper).copied().collect()
+    }
+
+    /// Forgets aborted transactions wholly below the log start offset.
+    pub fn prune_aborted(&mut self, log_start_offset: i64) {
+        self.aborted.retain(|a| a.last_offset >= log_start_offset);
     }
 
     /// Forgets producers whose last write is older than `expiration_ms`. Returns how many.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms - e.last_timestamp < expiration_ms);
+        // A producer with an open transaction never expires (the coordinator ends it first).
+        self.producers.retain(|_, e| e.txn_first_offset.is_some() || now_ms - e.last_timestamp < expiration_ms);
         before - self.producers.len()
     }
 
@@ -201,6 +268,8 @@ impl ProducerStateManager {
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            body.extend_from_slice(&e.txn_first_offset.unwrap_or(-1).to_be_bytes());
+            body.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_seq.to_be_bytes());
@@ -209,6 +278,12 @@ impl ProducerStateManager {
                 body.extend_from_slice(&b.last_offset.to_be_bytes());
                 body.extend_from_slice(&b.timestamp.to_be_bytes());
             }
+        }
+        body.extend_from_slice(&(self.aborted.len() as u32).to_be_bytes());
+        for a in &self.aborted {
+            body.extend_from_slice(&a.producer_id.to_be_bytes());
+            body.extend_from_slice(&a.first_offset.to_be_bytes());
+            body.extend_from_slice(&a.last_offset.to_be_bytes());
         }
         let mut out = Vec::with_capacity(6 + body.len());
         out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
@@ -241,6 +316,8 @@ impl ProducerStateManager {
             let id = i64::from_be_bytes(r.take()?);
             let epoch = i16::from_be_bytes(r.take()?);
             let last_timestamp = i64::from_be_bytes(r.take()?);
+            let txn_first_offset = Some(i64::from_be_bytes(r.take()?)).filter(|o| *o >= 0);
+            let coordinator_epoch = i32::from_be_bytes(r.take()?);
             let [n] = r.take::<1>()?;
             let mut batches = VecDeque::with_capacity(usize::from(n));
             for _ in 0..n {
@@ -252,9 +329,14 @@ impl ProducerStateManager {
                     timestamp: i64::from_be_bytes(r.take()?),
                 });
             }
-            producers.insert(id, ProducerEntry { epoch, batches, last_timestamp });
+            producers.insert(id, ProducerEntry { epoch, batches, last_timestamp, txn_first_offset, coordinator_epoch });
         }
-        r.0.is_empty().then_some(Self { producers })
+        let aborted_count = u32::from_be_bytes(r.take()?);
+        let mut aborted = Vec::new();
+        for _ in 0..aborted_count {
+            aborted.push(AbortedTxn { producer_id: i64::from_be_bytes(r.take()?), first_offset: i64::from_be_bytes(r.take()?), last_offset: i64::from_be_bytes(r.take()?) });
+        }
+        r.0.is_empty().then_some(Self { producers, aborted })
     }
 }
 
@@ -329,6 +411,42 @@ mod tests {
             base_sequence,
             records_count: count,
         }
+    }
+
+    trait WithAttributes {
+        fn with_attributes(self, attributes: i16) -> Self;
+    }
+
+    impl WithAttributes for BatchHeader {
+        fn with_attributes(mut self, attributes: i16) -> Self {
+            self.attributes |= attributes;
+            self
+        }
+    }
+
+    #[test]
+    fn transactions_open_close_and_index_aborts() {
+        let mut state = ProducerStateManager::default();
+        let txn = |seq, count, offset| header(1, 0, seq, count, offset).with_attributes(0x10);
+        append(&mut state, txn(0, 2, 100)).expect("first transactional batch");
+        append(&mut state, txn(2, 2, 102)).expect("second");
+        assert_eq!(state.first_unstable_offset(), Some(100), "the transaction starts at its first batch");
+        assert!(state.has_open_txn(1));
+        assert_eq!(append(&mut state, header(1, 0, 4, 1, 104)), Err(ProducerStateError::InvalidTxnState { producer_id: 1 }));
+        state.apply_marker(1, 0, 0, false, 104, 0);
+        assert_eq!(state.first_unstable_offset(), None);
+        assert_eq!(state.aborted_overlapping(0, 200), vec![AbortedTxn { producer_id: 1, first_offset: 100, last_offset: 104 }]);
+        assert!(state.aborted_overlapping(105, 200).is_empty(), "a fetch after the marker needs no entry");
+        assert!(state.aborted_overlapping(0, 100).is_empty(), "nor one that ends before the transaction");
+        append(&mut state, txn(4, 1, 105)).expect("next transaction continues the sequence");
+        state.apply_marker(1, 0, 0, true, 106, 0);
+        assert_eq!(state.aborted_overlapping(0, 200).len(), 1, "commits are not indexed");
+        // A marker with a bumped epoch (a timed-out producer fenced by the coordinator).
+        append(&mut state, txn(5, 1, 107)).expect("third transaction");
+        state.apply_marker(1, 1, 0, false, 108, 0);
+        assert!(matches!(append(&mut state, txn(6, 1, 109)), Err(ProducerStateError::InvalidProducerEpoch { .. })), "the old epoch is fenced");
+        state.prune_aborted(105);
+        assert_eq!(state.aborted_overlapping(0, 200).len(), 1);
     }
 
     fn append(state: &mut ProducerStateManager, h: BatchHeader) -> Result<Prepared, ProducerStateError> {
@@ -440,9 +558,16 @@ mod tests {
             append(&mut state, header(1, 0, i, 1, i64::from(i))).expect("append");
         }
         append(&mut state, header(5, 2, 0, 3, 7)).expect("append");
+        let mut txn = header(6, 0, 0, 2, 10);
+        txn.attributes |= 0x10;
+        append(&mut state, txn).expect("transactional");
+        state.apply_marker(6, 0, 3, false, 12, 5_000);
+        append(&mut state, header(6, 0, 2, 1, 13).with_attributes(0x10)).expect("a second transaction");
         let bytes = state.encode();
         let back = ProducerStateManager::decode(&bytes).expect("decode");
         assert_eq!(back.producers, state.producers);
+        assert_eq!(back.aborted, vec![AbortedTxn { producer_id: 6, first_offset: 10, last_offset: 12 }]);
+        assert_eq!(back.first_unstable_offset(), Some(13));
         let mut damaged = bytes.clone();
         damaged[10] ^= 1;
         assert!(ProducerStateManager::decode(&damaged).is_none());

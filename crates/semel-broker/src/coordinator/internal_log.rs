@@ -113,7 +113,7 @@ impl InternalLog {
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
             .map_err(|e| AppendError::Batch(crate::storage::batch::BatchError::Invalid(format!("{e:#}"))))?;
-        let info = self.partition.append(&buf, &self.settings, now)?;
+        let info = self.partition.append(&buf, &self.settings, now, false)?;
         Ok(info.next_offset)
     }
 

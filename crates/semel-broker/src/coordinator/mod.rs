@@ -3,4 +3,5 @@
 //! `group` is the classic consumer group coordinator with durable offsets.
 
 pub mod group;
+pub mod txn;
 pub(crate) mod internal_log;

@@ -470,3 +470,102 @@ pub(crate) mod tests {
         assert_eq!(BatchHeader::parse(&batch).expect("parse").last_sequence(), 0);
     }
 }
+
+/// A transaction marker, the one record of a control batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// Encodes a COMMIT or ABORT control batch exactly as Kafka's `MemoryRecords.withEndTransactionMarker`
+/// writes it: attributes transactional | control, base sequence -1, one record whose key is
+/// int16 version 0 + int16 type (0 abort, 1 commit) and whose value is int16 version 0 + int32
+/// coordinator epoch. The base offset is assigned at append.
+pub fn encode_marker(producer_id: i64, producer_epoch: i16, marker: Marker, timestamp: i64) -> Vec<u8> {
+    let mut record = Vec::with_capacity(17);
+    record.push(32); // record length 16 (zig-zag varint)
+    record.push(0); // attributes
+    record.push(0); // timestamp delta
+    record.push(0); // offset delta
+    record.push(8); // key length 4
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&i16::from(marker.commit).to_be_bytes());
+    record.push(12); // value length 6
+    record.extend_from_slice(&0i16.to_be_bytes());
+    record.extend_from_slice(&marker.coordinator_epoch.to_be_bytes());
+    record.push(0); // no headers
+    let mut batch = Vec::with_capacity(HEADER_SIZE + record.len());
+    batch.extend_from_slice(&0i64.to_be_bytes());
+    batch.extend_from_slice(&((HEADER_SIZE - LOG_OVERHEAD + record.len()) as i32).to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    batch.push(2); // magic
+    batch.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    batch.extend_from_slice(&(ATTR_TRANSACTIONAL | ATTR_CONTROL).to_be_bytes());
+    batch.extend_from_slice(&0i32.to_be_bytes()); // last offset delta
+    batch.extend_from_slice(&timestamp.to_be_bytes());
+    batch.extend_from_slice(&timestamp.to_be_bytes());
+    batch.extend_from_slice(&producer_id.to_be_bytes());
+    batch.extend_from_slice(&producer_epoch.to_be_bytes());
+    batch.extend_from_slice(&(-1i32).to_be_bytes()); // base sequence
+    batch.extend_from_slice(&1i32.to_be_bytes()); // records
+    batch.extend_from_slice(&record);
+    let crc = compute_crc(&batch);
+    batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+/// Reads the marker of a control batch; `None` when the batch is not a well-formed marker.
+pub fn parse_marker(batch: &[u8]) -> Option<Marker> {
+    let header = BatchHeader::parse(batch).ok()?;
+    if !header.is_control() || header.compression_codec() != 0 {
+        return None;
+    }
+    let records = batch.get(HEADER_SIZE..)?;
+    let mut pos = 0usize;
+    let _length = read_varint(records, &mut pos).ok()?;
+    pos += 1; // attributes
+    let _timestamp_delta = read_varint(records, &mut pos).ok()?;
+    let _offset_delta = read_varint(records, &mut pos).ok()?;
+    let key_length = read_varint(records, &mut pos).ok()?;
+    if key_length < 4 {
+        return None;
+    }
+    let key = records.get(pos..pos + key_length as usize)?;
+    let kind = i16::from_be_bytes([key[2], key[3]]);
+    pos += key_length as usize;
+    let value_length = read_varint(records, &mut pos).ok()?;
+    let coordinator_epoch = if value_length >= 6 {
+        let value = records.get(pos..pos + value_length as usize)?;
+        i32::from_be_bytes([value[2], value[3], value[4], value[5]])
+    } else {
+        -1
+    };
+    match kind {
+        0 => Some(Marker { commit: false, coordinator_epoch }),
+        1 => Some(Marker { commit: true, coordinator_epoch }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    #[test]
+    fn markers_round_trip_and_decode_like_kafka() {
+        let batch = encode_marker(42, 3, Marker { commit: true, coordinator_epoch: 7 }, 1_000);
+        let header = check_framing_and_crc(&batch).expect("valid batch");
+        assert!(header.is_control() && header.is_transactional());
+        assert_eq!((header.producer_id, header.producer_epoch, header.base_sequence, header.records_count), (42, 3, -1, 1));
+        assert_eq!(parse_marker(&batch), Some(Marker { commit: true, coordinator_epoch: 7 }));
+        // The kafka-protocol crate (a client's view) reads it as a control record.
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut Bytes::from(batch.clone())).expect("decode");
+        let record = &set.records[0];
+        assert!(record.control && record.transactional);
+        assert_eq!(record.key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        assert_eq!(record.value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 7][..]));
+        let abort = encode_marker(1, 0, Marker { commit: false, coordinator_epoch: 0 }, 5);
+        assert_eq!(parse_marker(&abort), Some(Marker { commit: false, coordinator_epoch: 0 }));
+    }
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::batch::{BatchHeader, HEADER_SIZE};
+use super::batch::{BatchHeader, Marker, HEADER_SIZE};
 use super::segment::{FileSlice, Segment, TruncatedTail};
 use crate::producer_state::{self, ProducerStateManager};
 
@@ -115,10 +115,13 @@ impl Log {
         };
         self.producers = state;
         let mut replayed = 0usize;
-        let mut headers = Vec::new();
-        self.for_each_batch_from(from, |h| headers.push(*h))?;
-        for header in &headers {
-            self.producers.apply(header);
+        let mut batches = Vec::new();
+        self.for_each_batch_from(from, |h, marker| batches.push((*h, marker)))?;
+        for (header, marker) in &batches {
+            match marker {
+                Some(m) => self.producers.apply_marker(header.producer_id, header.producer_epoch, m.coordinator_epoch, m.commit, header.base_offset, header.max_timestamp),
+                None => self.producers.apply(header),
+            }
             replayed += 1;
         }
         report.producer_batches_replayed = replayed;
@@ -126,8 +129,9 @@ impl Log {
         Ok(())
     }
 
-    /// Calls `f` with the header of every batch at or after `offset`, in log order.
-    pub(crate) fn for_each_batch_from(&self, offset: i64, mut f: impl FnMut(&BatchHeader)) -> io::Result<()> {
+    /// Calls `f` with the header of every batch at or after `offset`, in log order, and the
+    /// marker of control batches.
+    pub(crate) fn for_each_batch_from(&self, offset: i64, mut f: impl FnMut(&BatchHeader, Option<Marker>)) -> io::Result<()> {
         let start = self.segments.range(..=offset).next_back().map_or(i64::MIN, |(b, _)| *b);
         let mut header_buf = [0u8; HEADER_SIZE];
         for segment in self.segments.range(start..).map(|(_, s)| s) {
@@ -137,7 +141,8 @@ impl Log {
                 segment.file.read_exact_at(&mut header_buf, position)?;
                 let header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 if header.last_offset() >= offset {
-                    f(&header);
+                    let marker = if header.is_control() { super::batch::parse_marker(&segment.read_batch(position, &header)?) } else { None };
+                    f(&header, marker);
                 }
                 position += header.total_size() as u64;
             }
@@ -277,6 +282,7 @@ impl Log {
         }
         self.log_start_offset = offset.min(self.log_end_offset());
         let deleted = self.delete_segments_below(self.log_start_offset)?;
+        self.producers.prune_aborted(self.log_start_offset);
         if deleted > 0 {
             // Producer state outlives the deleted batches: snapshot it so a restart does not
             // need them (a retry after retention must still be recognised).
@@ -332,6 +338,7 @@ impl Log {
             }
         }
         if deleted > 0 {
+            self.producers.prune_aborted(self.log_start_offset);
             self.snapshot_producers()?;
         }
         Ok(deleted)

@@ -10,10 +10,10 @@ use std::io;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::batch::{self, BatchError, BatchHeader};
+use super::batch::{self, BatchError, BatchHeader, Marker};
 use super::io::LogDirHealth;
 use super::log::{Log, LogSettings, ReadOutcome};
-use crate::producer_state::{Prepared, ProducerStateError};
+use crate::producer_state::{AbortedTxn, Prepared, ProducerStateError};
 
 /// Why an append failed. Mapped to Kafka error codes at the protocol edge.
 #[derive(Debug, thiserror::Error)]
@@ -135,7 +135,10 @@ impl Partition {
 
     /// Validates and appends the batches of one produce request. Validation happens before
     /// anything is written, so a refused request leaves the log untouched.
-    pub(crate) fn append(&self, records: &[u8], settings: &AppendSettings, now_ms: i64) -> Result<AppendInfo, AppendError> {
+    /// `txn_verified`: the transaction coordinator confirmed that the batches' producer has
+    /// this partition in its ongoing transaction (KIP-890 part 1); transactional batches are
+    /// refused without it.
+    pub(crate) fn append(&self, records: &[u8], settings: &AppendSettings, now_ms: i64, txn_verified: bool) -> Result<AppendInfo, AppendError> {
         if self.health.is_offline() {
             return Err(AppendError::Offline);
         }
@@ -151,9 +154,10 @@ impl Partition {
             }
             let header = batch::check_framing_and_crc(slice)?;
             batch::validate_records(slice, &header)?;
-            if header.is_transactional() || header.is_control() {
-                // No transaction can be open yet (KIP-890: a partition not added to a
-                // transaction refuses its transactional batches).
+            if header.is_control() {
+                return Err(BatchError::Invalid("clients cannot produce control batches".into()).into());
+            }
+            if header.is_transactional() && !txn_verified {
                 return Err(AppendError::NotInTransaction);
             }
             headers.push((header, at));
@@ -257,11 +261,48 @@ impl Partition {
         self.flush_to(end).await
     }
 
-    /// Reads for a fetch: only below the high watermark (`upper`, lowered by the caller for
-    /// read_committed later).
-    pub(crate) fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool) -> io::Result<ReadOutcome> {
-        let upper = self.high_watermark();
-        self.lock_log().read(offset, max_bytes, upper, min_one_batch)
+    /// Reads for a fetch: below the high watermark, or for read_committed below the last
+    /// stable offset, with the aborted transactions overlapping what may be returned.
+    pub(crate) fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool, read_committed: bool) -> io::Result<(ReadOutcome, Vec<AbortedTxn>)> {
+        let high_watermark = self.high_watermark();
+        let log = self.lock_log();
+        if !read_committed {
+            return Ok((log.read(offset, max_bytes, high_watermark, min_one_batch)?, Vec::new()));
+        }
+        let upper = log.producers.first_unstable_offset().map_or(high_watermark, |first| first.min(high_watermark));
+        let outcome = log.read(offset, max_bytes, upper, min_one_batch)?;
+        let aborted = log.producers.aborted_overlapping(offset, upper);
+        Ok((outcome, aborted))
+    }
+
+    /// The last stable offset: below it every transaction is decided (and on disk).
+    pub fn last_stable_offset(&self) -> i64 {
+        let high_watermark = self.high_watermark();
+        self.lock_log().producers.first_unstable_offset().map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Appends a COMMIT or ABORT marker for `producer_id` and ends its transaction here.
+    /// Returns the offset after the marker, to make durable before the transaction completes.
+    pub(crate) fn write_marker(&self, producer_id: i64, producer_epoch: i16, marker: Marker, settings: &AppendSettings) -> Result<i64, AppendError> {
+        if self.health.is_offline() {
+            return Err(AppendError::Offline);
+        }
+        let now = crate::now_ms();
+        let mut bytes = batch::encode_marker(producer_id, producer_epoch, marker, now);
+        let mut log = self.lock_log();
+        let offset = log.log_end_offset();
+        batch::assign_offset(&mut bytes, offset, 0);
+        let header = BatchHeader::parse(&bytes)?;
+        if let Err(error) = log.append(&bytes, &[(header, 0)], now, &settings.log) {
+            self.health.fail("append marker", &error);
+            return Err(AppendError::Io(error));
+        }
+        log.producers.apply_marker(producer_id, producer_epoch, marker.coordinator_epoch, marker.commit, offset, now);
+        drop(log);
+        if !self.is_durable_mode() {
+            self.advance_high_watermark(offset + 1);
+        }
+        Ok(offset + 1)
     }
 
     /// Moves the log start offset (DeleteRecords). `offset` -1 means the high watermark.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use uuid::Uuid;
 
 use super::{code, NONE};
@@ -107,7 +107,8 @@ fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_byte
                 .with_last_stable_offset(-1)
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1))
-                .with_records(Some(Bytes::new()));
+                .with_records(Some(Bytes::new()))
+                .with_aborted_transactions(None);
             let Some(partition) = wanted.topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                 has_error = true;
                 partitions.push(data.with_error_code(if wanted.topic.is_some() {
@@ -125,17 +126,26 @@ fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_byte
             }
             let high_watermark = partition.high_watermark();
             let log_start = partition.log_start_offset();
-            // Without transactions the last stable offset is the high watermark.
-            data = data.with_high_watermark(high_watermark).with_last_stable_offset(high_watermark).with_log_start_offset(log_start);
-            // Only read_committed answers carry the aborted list (franz-go#758).
-            data = data.with_aborted_transactions(read_committed.then(Vec::new));
+            data = data.with_high_watermark(high_watermark).with_last_stable_offset(partition.last_stable_offset()).with_log_start_offset(log_start);
             let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let min_one_batch = total == 0;
             if budget == 0 && !min_one_batch {
-                partitions.push(data.with_error_code(NONE));
+                partitions.push(data.with_error_code(NONE).with_aborted_transactions(read_committed.then(Vec::new)));
                 continue;
             }
-            match partition.read(p.fetch_offset, budget, min_one_batch) {
+            let read = partition.read(p.fetch_offset, budget, min_one_batch, read_committed).map(|(outcome, aborted)| {
+                // Only read_committed answers carry the aborted list (franz-go#758).
+                let list = read_committed.then(|| {
+                    aborted.iter().map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset)).collect()
+                });
+                (outcome, list)
+            });
+            let (read, aborted) = match read {
+                Ok((outcome, aborted)) => (Ok(outcome), aborted),
+                Err(e) => (Err(e), None),
+            };
+            data = data.with_aborted_transactions(aborted);
+            match read {
                 Ok(ReadOutcome::Data(slice)) => match slice.read() {
                     Ok(bytes) => {
                         total += bytes.len();

@@ -13,15 +13,15 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
     let high_watermark = partition.high_watermark();
     let storage_error = |e: std::io::Error| {
         tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "ListOffsets read failed");
         code(ResponseError::KafkaStorageError)
     };
     match timestamp {
-        // Without transactions the last stable offset equals the high watermark, so both
-        // isolation levels answer the same "latest".
+        // read_committed consumers start from the last stable offset.
+        LATEST if read_committed => Ok((-1, partition.last_stable_offset())),
         LATEST => Ok((-1, high_watermark)),
         EARLIEST => Ok((-1, partition.log_start_offset())),
         MAX_TIMESTAMP => {
@@ -67,7 +67,7 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ListOffsetsRequest) ->
                     if p.timestamp == MAX_TIMESTAMP && ctx.version < 7 {
                         return base.with_error_code(code(ResponseError::UnsupportedVersion));
                     }
-                    match lookup(partition, p.timestamp) {
+                    match lookup(partition, p.timestamp, request.isolation_level == 1) {
                         Ok((timestamp, offset)) => {
                             // The leader epoch field exists from v4 on.
                             let epoch = if ctx.version >= 4 { 0 } else { -1 };

@@ -58,6 +58,6 @@ pub(crate) fn append_error_code(error: &AppendError) -> i16 {
         AppendError::Offline | AppendError::Io(_) => ResponseError::KafkaStorageError,
         AppendError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
         AppendError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::NotInTransaction => ResponseError::InvalidTxnState,
+        AppendError::NotInTransaction | AppendError::ProducerState(ProducerStateError::InvalidTxnState { .. }) => ResponseError::InvalidTxnState,
     })
 }

@@ -60,7 +60,14 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 partitions.push(partition_error(index, code(ResponseError::InvalidRecord), Some("no records".into())));
                 continue;
             };
-            match partition.append(&records, settings, now) {
+            let first = crate::storage::batch::BatchHeader::parse(&records).ok();
+            let appended = match first {
+                Some(h) if h.is_transactional() && h.has_producer_id() => {
+                    state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verified| partition.append(&records, settings, now, verified))
+                }
+                _ => partition.append(&records, settings, now, false),
+            };
+            match appended {
                 Ok(info) => {
                     let needs_flush = partition.needs_flush_after_append();
                     let response = PartitionProduceResponse::default()
