@@ -69,8 +69,8 @@ impl Broker {
         let producer_ids = crate::producer_ids::ProducerIdManager::open(&config.data_dir)?;
         let groups = crate::coordinator::group::GroupCoordinator::open(&config.data_dir, Arc::clone(&health), config.groups)
             .map_err(crate::metadata::MetadataError::Io)?;
-        let (txns, to_complete) =
-            crate::coordinator::txn::TxnCoordinator::open(&config.data_dir, Arc::clone(&health), config.transactions).map_err(crate::metadata::MetadataError::Io)?;
+        let (txns, to_complete) = crate::coordinator::txn::TxnCoordinator::open(&config.data_dir, Arc::clone(&health), config.transactions)
+            .map_err(crate::metadata::MetadataError::Io)?;
         let listener = TcpListener::bind(config.listen).await.map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let mut config = config;
@@ -91,8 +91,12 @@ impl Broker {
             advertised_host,
             advertised_port,
         });
-        let tasks =
+        let mut tasks =
             vec![tokio::spawn(crate::server::accept_loop(listener, Arc::clone(&state))), tokio::spawn(background_loop(Arc::clone(&state)))];
+        // Transactions found prepared in the log: their markers go out again.
+        for completion in to_complete {
+            tasks.push(tokio::spawn(crate::coordinator::markers::complete(Arc::clone(&state), completion)));
+        }
         Ok(Self { state, local_addr, shutdown_tx, tasks })
     }
 
@@ -137,6 +141,7 @@ impl Broker {
             }
         }
         state.groups.close().await;
+        state.txns.close().await;
         if !state.health.is_offline() {
             if let Err(e) = state.metadata.write_recovery_checkpoint(&checkpoint) {
                 tracing::error!(error = %e, "writing the recovery checkpoint failed");
@@ -166,7 +171,8 @@ async fn background_loop(state: Arc<BrokerState>) {
     let mut flush = tokio::time::interval(Duration::from_millis(config.flush_interval_ms.max(1)));
     // Session timeouts and rebalance deadlines are checked at this resolution.
     let mut groups = tokio::time::interval(Duration::from_millis(100));
-    for interval in [&mut retention, &mut checkpoint, &mut flush, &mut groups] {
+    let mut txns = tokio::time::interval(Duration::from_millis(state.txns.tick_interval_ms().max(10)));
+    for interval in [&mut retention, &mut checkpoint, &mut flush, &mut groups, &mut txns] {
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
     loop {
@@ -174,6 +180,16 @@ async fn background_loop(state: Arc<BrokerState>) {
             _ = shutdown.changed() => return,
             _ = retention.tick() => run_retention(&state),
             _ = groups.tick() => state.groups.tick(),
+            _ = txns.tick() => {
+                for (durable, completion) in state.txns.tick() {
+                    let state = Arc::clone(&state);
+                    tokio::spawn(async move {
+                        if state.txns.wait_durable(&completion.transactional_id, durable).await.is_ok() {
+                            crate::coordinator::markers::complete(state, completion).await;
+                        }
+                    });
+                }
+            }
             _ = checkpoint.tick() => {
                 let entries: Vec<_> = state.metadata.topics().iter()
                     .flat_map(|t| t.partitions.iter().map(|p| (t.name.clone(), p.index, p.flushed_offset())))

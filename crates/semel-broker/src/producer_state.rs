@@ -205,14 +205,30 @@ impl ProducerStateManager {
         if header.is_control() {
             return; // markers go through `apply_marker`
         }
-        let entry = self.producers.entry(header.producer_id).or_insert_with(|| ProducerEntry { epoch: header.producer_epoch, coordinator_epoch: -1, ..Default::default() });
+        let entry = self.producers.entry(header.producer_id).or_insert_with(|| ProducerEntry {
+            epoch: header.producer_epoch,
+            coordinator_epoch: -1,
+            ..Default::default()
+        });
         Self::record(entry, header);
     }
 
     /// Records a COMMIT or ABORT marker written at `offset` (live or replayed): the producer's
     /// transaction on this partition ends; an aborted one enters the aborted index.
-    pub fn apply_marker(&mut self, producer_id: i64, producer_epoch: i16, coordinator_epoch: i32, commit: bool, offset: i64, timestamp: i64) {
-        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry { epoch: producer_epoch, coordinator_epoch: -1, ..Default::default() });
+    pub fn apply_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        offset: i64,
+        timestamp: i64,
+    ) {
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
+            epoch: producer_epoch,
+            coordinator_epoch: -1,
+            ..Default::default()
+        });
         if producer_epoch > entry.epoch {
             // The coordinator bumped the epoch (a fenced or timed-out producer): the new epoch
             // starts its sequences at 0.
@@ -334,7 +350,11 @@ impl ProducerStateManager {
         let aborted_count = u32::from_be_bytes(r.take()?);
         let mut aborted = Vec::new();
         for _ in 0..aborted_count {
-            aborted.push(AbortedTxn { producer_id: i64::from_be_bytes(r.take()?), first_offset: i64::from_be_bytes(r.take()?), last_offset: i64::from_be_bytes(r.take()?) });
+            aborted.push(AbortedTxn {
+                producer_id: i64::from_be_bytes(r.take()?),
+                first_offset: i64::from_be_bytes(r.take()?),
+                last_offset: i64::from_be_bytes(r.take()?),
+            });
         }
         r.0.is_empty().then_some(Self { producers, aborted })
     }
@@ -444,7 +464,10 @@ mod tests {
         // A marker with a bumped epoch (a timed-out producer fenced by the coordinator).
         append(&mut state, txn(5, 1, 107)).expect("third transaction");
         state.apply_marker(1, 1, 0, false, 108, 0);
-        assert!(matches!(append(&mut state, txn(6, 1, 109)), Err(ProducerStateError::InvalidProducerEpoch { .. })), "the old epoch is fenced");
+        assert!(
+            matches!(append(&mut state, txn(6, 1, 109)), Err(ProducerStateError::InvalidProducerEpoch { .. })),
+            "the old epoch is fenced"
+        );
         state.prune_aborted(105);
         assert_eq!(state.aborted_overlapping(0, 200).len(), 1);
     }

@@ -83,12 +83,13 @@ async fn producer_ids_are_unique_and_survive_restart() {
     let mut client = RawClient::connect(&broker.bootstrap()).await;
     let third = init_producer_id(&mut client).await;
     assert!(third > second, "after a restart ids continue past every id handed out ({third} > {second})");
-    // Transactional ids are not supported yet: a fatal error, not a retriable one.
+    // A transactional id gets its producer id from the same allocator.
     let request = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("t"))))
         .with_transaction_timeout_ms(60_000);
     let response: InitProducerIdResponse = client.call(ApiKey::InitProducerId, 4, &request).await;
-    assert_eq!(response.error_code, 53);
+    assert_eq!(response.error_code, 0);
+    assert!(response.producer_id.0 > third);
 }
 
 #[tokio::test]

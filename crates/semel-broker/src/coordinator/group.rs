@@ -223,6 +223,8 @@ struct Group {
     /// `group.initial.rebalance.delay.ms`).
     initial_delay_until: Option<Instant>,
     offsets: HashMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside transactions, per producer id, until the marker (KIP-447).
+    pending_txn_offsets: HashMap<i64, HashMap<(String, i32), CommittedOffset>>,
     /// When the group last became empty (offsets expire relative to it).
     empty_since_ms: i64,
 }
@@ -242,6 +244,7 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             offsets: HashMap::new(),
+            pending_txn_offsets: HashMap::new(),
             empty_since_ms: crate::now_ms(),
         }
     }
@@ -304,6 +307,17 @@ enum RecordKey {
     Offset { group: String, topic: String, partition: i32 },
     #[serde(rename = "group")]
     Group { group: String },
+    /// An offset committed by a transaction, pending until its marker.
+    #[serde(rename = "txn_offset")]
+    TxnOffset { group: String, producer_id: i64, topic: String, partition: i32 },
+    /// The transaction's outcome reached the group: value `{"commit": bool}`.
+    #[serde(rename = "txn_marker")]
+    TxnMarker { group: String, producer_id: i64 },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredMarker {
+    commit: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -380,6 +394,20 @@ impl GroupCoordinator {
                     None => {
                         entry.offsets.remove(&(topic, partition));
                     }
+                }
+            }
+            RecordKey::TxnOffset { group, producer_id, topic, partition } => {
+                let entry = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
+                if let Some(Ok(offset)) = record.value.as_deref().map(serde_json::from_slice::<CommittedOffset>) {
+                    entry.pending_txn_offsets.entry(producer_id).or_default().insert((topic, partition), offset);
+                }
+            }
+            RecordKey::TxnMarker { group, producer_id } => {
+                let Some(entry) = groups.get_mut(&group) else { return };
+                let pending = entry.pending_txn_offsets.remove(&producer_id).unwrap_or_default();
+                let commit = record.value.as_deref().and_then(|v| serde_json::from_slice::<StoredMarker>(v).ok()).is_some_and(|m| m.commit);
+                if commit {
+                    entry.offsets.extend(pending);
                 }
             }
             RecordKey::Group { group } => match record.value.as_deref().map(serde_json::from_slice::<StoredGroup>) {
@@ -877,7 +905,7 @@ impl GroupCoordinator {
     }
 
     /// Validates an offset commit (Kafka's `ClassicGroup.validateOffsetCommit`).
-    fn validate_commit(group: Option<&Group>, generation_id: i32, member_id: &str, instance: Option<&str>) -> i16 {
+    fn validate_commit(group: Option<&Group>, generation_id: i32, member_id: &str, instance: Option<&str>, transactional: bool) -> i16 {
         let Some(group) = group else {
             // No such group: generation -1 stores offsets for a "simple" consumer (assign()).
             return if generation_id >= 0 { ILLEGAL_GENERATION } else { NONE };
@@ -886,6 +914,11 @@ impl GroupCoordinator {
             return COORDINATOR_NOT_AVAILABLE;
         }
         if generation_id < 0 && group.state == GroupState::Empty {
+            return NONE;
+        }
+        // KIP-447: transactional commits without member and generation (TxnOffsetCommit v0-2,
+        // used by aiokafka and kafkajs) are accepted whatever the group's state.
+        if transactional && generation_id < 0 && member_id.is_empty() {
             return NONE;
         }
         if generation_id >= 0 || !member_id.is_empty() || instance.is_some() {
@@ -898,16 +931,19 @@ impl GroupCoordinator {
         } else if group.state != GroupState::Empty {
             return UNKNOWN_MEMBER_ID;
         }
-        if group.state == GroupState::CompletingRebalance {
+        if !transactional && group.state == GroupState::CompletingRebalance {
             return REBALANCE_IN_PROGRESS;
         }
         NONE
     }
 
-    /// OffsetCommit: validates, writes the offsets, returns per-partition errors (by request
-    /// order) and the write to wait for.
+    /// OffsetCommit (`producer` None) and TxnOffsetCommit (the producer id): validates, writes
+    /// the offsets (pending until the transaction's marker for TxnOffsetCommit), returns
+    /// per-partition errors (by request order) and the write to wait for.
+    #[allow(clippy::too_many_arguments)]
     pub fn commit_offsets(
         &self,
+        producer: Option<i64>,
         group_id: &str,
         generation_id: i32,
         member_id: &str,
@@ -919,7 +955,7 @@ impl GroupCoordinator {
             return (vec![INVALID_GROUP_ID; offsets.len()], None);
         }
         let mut groups = self.lock();
-        let error = Self::validate_commit(groups.get(group_id), generation_id, member_id, instance);
+        let error = Self::validate_commit(groups.get(group_id), generation_id, member_id, instance, producer.is_some());
         if error != NONE {
             return (vec![error; offsets.len()], None);
         }
@@ -938,10 +974,11 @@ impl GroupCoordinator {
                 errors.push(UNKNOWN_TOPIC_OR_PARTITION);
             } else {
                 errors.push(NONE);
-                records.push(KeyValue {
-                    key: encode(&RecordKey::Offset { group: group_id.to_string(), topic, partition }),
-                    value: Some(encode(&offset)),
-                });
+                let key = match producer {
+                    Some(producer_id) => RecordKey::TxnOffset { group: group_id.to_string(), producer_id, topic, partition },
+                    None => RecordKey::Offset { group: group_id.to_string(), topic, partition },
+                };
+                records.push(KeyValue { key: encode(&key), value: Some(encode(&offset)) });
             }
         }
         if records.is_empty() {
@@ -949,6 +986,25 @@ impl GroupCoordinator {
         }
         let durable = self.write(&mut groups, records);
         (errors, Some(durable))
+    }
+
+    /// Writes a transaction's outcome to the group: its pending offsets become committed, or
+    /// are dropped. Returns the write to wait for (None: the group has nothing of it).
+    pub fn complete_txn(&self, group_id: &str, producer_id: i64, commit: bool) -> Option<Durable> {
+        let mut groups = self.lock();
+        groups.get(group_id)?;
+        let record = KeyValue {
+            key: encode(&RecordKey::TxnMarker { group: group_id.to_string(), producer_id }),
+            value: Some(encode(&StoredMarker { commit })),
+        };
+        Some(self.write(&mut groups, vec![record]))
+    }
+
+    /// Whether a transaction's offsets for the partition await their marker (OffsetFetch
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.lock().get(group_id).is_some_and(|g| g.pending_txn_offsets.values().any(|p| p.contains_key(&key)))
     }
 
     /// Committed offsets of a group: all, or those of the given topics and partitions.
@@ -1085,4 +1141,32 @@ pub struct DescribedMember {
     pub client_host: String,
     pub metadata: Vec<u8>,
     pub assignment: Vec<u8>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offset(o: i64) -> CommittedOffset {
+        CommittedOffset { offset: o, leader_epoch: -1, metadata: String::new(), commit_timestamp_ms: crate::now_ms() }
+    }
+
+    #[test]
+    fn transactional_offsets_wait_for_their_marker() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), GroupConfig::default()).expect("open");
+        let (errors, _) = c.commit_offsets(Some(7), "g", -1, "", None, vec![("t".into(), 0, offset(5))], |_, _| true);
+        assert_eq!(errors, [NONE]);
+        assert!(c.fetch_offsets("g").is_empty(), "pending until the marker");
+        assert!(c.has_pending("g", "t", 0));
+        c.complete_txn("g", 7, false).expect("group known").expect("written");
+        assert!(c.fetch_offsets("g").is_empty(), "an abort drops them");
+        assert!(!c.has_pending("g", "t", 0), "and leaves nothing pending");
+        c.commit_offsets(Some(7), "g", -1, "", None, vec![("t".into(), 0, offset(9))], |_, _| true);
+        c.complete_txn("g", 7, true).expect("group known").expect("written");
+        assert_eq!(c.fetch_offsets("g").get(&("t".to_string(), 0)).map(|o| o.offset), Some(9));
+        drop(c);
+        let reopened = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), GroupConfig::default()).expect("reopen");
+        assert_eq!(reopened.fetch_offsets("g").get(&("t".to_string(), 0)).map(|o| o.offset), Some(9), "replayed");
+    }
 }

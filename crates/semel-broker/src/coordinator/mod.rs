@@ -3,5 +3,6 @@
 //! `group` is the classic consumer group coordinator with durable offsets.
 
 pub mod group;
-pub mod txn;
 pub(crate) mod internal_log;
+pub mod markers;
+pub mod txn;

@@ -70,7 +70,12 @@ pub struct TxnConfig {
 
 impl Default for TxnConfig {
     fn default() -> Self {
-        Self { max_timeout_ms: 900_000, id_expiration_ms: 7 * 24 * 3600 * 1000, abort_timed_out_interval_ms: 1_000, max_transactional_ids: 100_000 }
+        Self {
+            max_timeout_ms: 900_000,
+            id_expiration_ms: 7 * 24 * 3600 * 1000,
+            abort_timed_out_interval_ms: 1_000,
+            max_transactional_ids: 100_000,
+        }
     }
 }
 
@@ -238,7 +243,12 @@ impl TxnCoordinator {
     /// (marking the id pending until the caller saw it durable).
     fn transition(&self, ids: &mut HashMap<String, Entry>, next: TxnMetadata) -> Durable {
         if let Some(entry) = ids.get(&next.transactional_id) {
-            assert!(next.state.can_follow(entry.metadata.state), "illegal transaction transition {:?} -> {:?}", entry.metadata.state, next.state);
+            assert!(
+                next.state.can_follow(entry.metadata.state),
+                "illegal transaction transition {:?} -> {:?}",
+                entry.metadata.state,
+                next.state
+            );
         }
         let end = self.log.append(&[record(&next)])?;
         let id = next.transactional_id.clone();
@@ -271,7 +281,13 @@ impl TxnCoordinator {
 
     /// InitProducerId with a transactional id. `expected` is the client's (producer id, epoch)
     /// from v3 on (KIP-360), or (-1, -1).
-    pub fn init_producer_id(&self, transactional_id: &str, timeout_ms: i32, expected: (i64, i16), next_producer_id: impl Fn() -> Option<i64>) -> InitOutcome {
+    pub fn init_producer_id(
+        &self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: (i64, i16),
+        next_producer_id: impl Fn() -> Option<i64>,
+    ) -> InitOutcome {
         if transactional_id.is_empty() {
             return InitOutcome::Now(INVALID_REQUEST, -1, -1);
         }
@@ -311,7 +327,10 @@ impl TxnCoordinator {
             if !known {
                 return InitOutcome::Now(PRODUCER_FENCED, -1, -1);
             }
-            if expected_pid == m.producer_id && expected_epoch == m.last_producer_epoch && m.last_producer_epoch != -1 && expected_epoch != m.producer_epoch
+            if expected_pid == m.producer_id
+                && expected_epoch == m.last_producer_epoch
+                && m.last_producer_epoch != -1
+                && expected_epoch != m.producer_epoch
                 || expected_pid == m.last_producer_id && expected_epoch == m.last_producer_epoch
             {
                 // A retry of an InitProducerId that already bumped the epoch: same answer.
@@ -323,7 +342,9 @@ impl TxnCoordinator {
             }
         }
         match m.state {
-            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => InitOutcome::Now(CONCURRENT_TRANSACTIONS, -1, -1),
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                InitOutcome::Now(CONCURRENT_TRANSACTIONS, -1, -1)
+            }
             TxnState::Dead => InitOutcome::Now(CONCURRENT_TRANSACTIONS, -1, -1),
             TxnState::Ongoing => {
                 // Fence the previous producer and abort its transaction; the client retries.
@@ -416,7 +437,14 @@ impl TxnCoordinator {
     }
 
     /// AddOffsetsToTxn: the group's offsets join the transaction.
-    pub fn add_offsets(&self, transactional_id: &str, producer_id: i64, epoch: i16, version_fenced: bool, group_id: &str) -> Result<Option<Durable>, i16> {
+    pub fn add_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        version_fenced: bool,
+        group_id: &str,
+    ) -> Result<Option<Durable>, i16> {
         let mut ids = self.lock();
         let m = Self::check_producer(ids.get(transactional_id), producer_id, epoch, version_fenced)?.metadata.clone();
         if m.state == TxnState::Dead {
@@ -491,7 +519,10 @@ impl TxnCoordinator {
     fn verified(ids: &HashMap<String, Entry>, producer_id: i64, epoch: i16, topic: &str, partition: i32) -> bool {
         ids.values().any(|e| {
             let m = &e.metadata;
-            m.producer_id == producer_id && m.producer_epoch == epoch && m.state == TxnState::Ongoing && m.partitions.contains(&(topic.to_string(), partition))
+            m.producer_id == producer_id
+                && m.producer_epoch == epoch
+                && m.state == TxnState::Ongoing
+                && m.partitions.contains(&(topic.to_string(), partition))
         })
     }
 
@@ -512,7 +543,9 @@ impl TxnCoordinator {
         let mut ids = self.lock();
         let timed_out: Vec<TxnMetadata> = ids
             .values()
-            .filter(|e| !e.pending && e.metadata.state == TxnState::Ongoing && now - e.metadata.txn_start_ms > i64::from(e.metadata.timeout_ms))
+            .filter(|e| {
+                !e.pending && e.metadata.state == TxnState::Ongoing && now - e.metadata.txn_start_ms > i64::from(e.metadata.timeout_ms)
+            })
             .map(|e| e.metadata.clone())
             .collect();
         let mut aborts = Vec::new();
@@ -640,18 +673,28 @@ mod tests {
         let (errors, _) = c.add_partitions("t", pid, epoch, true, &[("a".into(), 0)], |_, _| true);
         assert_eq!(errors, [NONE]);
         settle(&c, "t");
-        assert_eq!(c.add_partitions("t", pid, epoch, true, &[("a".into(), 0)], |_, _| true).1.is_none(), true, "already added: no write");
+        assert!(c.add_partitions("t", pid, epoch, true, &[("a".into(), 0)], |_, _| true).1.is_none(), "already added: no write");
         assert_eq!(c.add_partitions("t", pid + 1, epoch, true, &[("a".into(), 0)], |_, _| true).0, [INVALID_PRODUCER_ID_MAPPING]);
         assert_eq!(c.add_partitions("t", pid, epoch + 1, true, &[("a".into(), 0)], |_, _| true).0, [PRODUCER_FENCED]);
-        assert_eq!(c.add_partitions("t", pid, epoch + 1, false, &[("a".into(), 0)], |_, _| true).0, [INVALID_PRODUCER_EPOCH], "KIP-588: v0-1");
-        assert_eq!(c.add_partitions("t", pid, epoch, true, &[("b".into(), 0), ("a".into(), 1)], |t, _| t == "a").0, [UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED]);
+        assert_eq!(
+            c.add_partitions("t", pid, epoch + 1, false, &[("a".into(), 0)], |_, _| true).0,
+            [INVALID_PRODUCER_EPOCH],
+            "KIP-588: v0-1"
+        );
+        assert_eq!(
+            c.add_partitions("t", pid, epoch, true, &[("b".into(), 0), ("a".into(), 1)], |t, _| t == "a").0,
+            [UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED]
+        );
         assert!(c.verify_partition(pid, epoch, "a", 0));
         assert!(!c.verify_partition(pid, epoch, "a", 1));
         let completion = match c.end_txn("t", pid, epoch, true, true) {
             EndOutcome::Prepared(_, completion) => completion,
             other => panic!("{other:?}"),
         };
-        assert!(matches!(c.end_txn("t", pid, epoch, true, true), EndOutcome::Now(CONCURRENT_TRANSACTIONS)), "while the prepare is not durable");
+        assert!(
+            matches!(c.end_txn("t", pid, epoch, true, true), EndOutcome::Now(CONCURRENT_TRANSACTIONS)),
+            "while the prepare is not durable"
+        );
         settle(&c, "t");
         assert!(matches!(c.end_txn("t", pid, epoch, true, true), EndOutcome::Now(CONCURRENT_TRANSACTIONS)), "PrepareCommit retried");
         assert!(matches!(c.end_txn("t", pid, epoch, true, false), EndOutcome::Now(INVALID_TXN_STATE)), "the opposite outcome");

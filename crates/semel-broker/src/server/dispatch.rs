@@ -166,5 +166,9 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr,
         ListGroups => m::ListGroupsRequest => handlers::groups::list_groups,
         DeleteGroups => m::DeleteGroupsRequest => handlers::groups::delete_groups,
         OffsetDelete => m::OffsetDeleteRequest => handlers::groups::offset_delete,
+        AddPartitionsToTxn => m::AddPartitionsToTxnRequest => handlers::txn::add_partitions,
+        AddOffsetsToTxn => m::AddOffsetsToTxnRequest => handlers::txn::add_offsets,
+        EndTxn => m::EndTxnRequest => handlers::txn::end_txn,
+        TxnOffsetCommit => m::TxnOffsetCommitRequest => handlers::txn::txn_offset_commit,
     }
 }

@@ -51,6 +51,12 @@ pub static SUPPORTED: &[Supported] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    // Transactions. v4+ of AddPartitionsToTxn (batched, verify-only), EndTxn v4-5,
+    // TxnOffsetCommit v4-5 and AddOffsetsToTxn v4 belong to KIP-890 and are not advertised.
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 3),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// The supported range of an API, if semel implements it.

@@ -119,7 +119,14 @@ impl Log {
         self.for_each_batch_from(from, |h, marker| batches.push((*h, marker)))?;
         for (header, marker) in &batches {
             match marker {
-                Some(m) => self.producers.apply_marker(header.producer_id, header.producer_epoch, m.coordinator_epoch, m.commit, header.base_offset, header.max_timestamp),
+                Some(m) => self.producers.apply_marker(
+                    header.producer_id,
+                    header.producer_epoch,
+                    m.coordinator_epoch,
+                    m.commit,
+                    header.base_offset,
+                    header.max_timestamp,
+                ),
                 None => self.producers.apply(header),
             }
             replayed += 1;
@@ -141,7 +148,8 @@ impl Log {
                 segment.file.read_exact_at(&mut header_buf, position)?;
                 let header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 if header.last_offset() >= offset {
-                    let marker = if header.is_control() { super::batch::parse_marker(&segment.read_batch(position, &header)?) } else { None };
+                    let marker =
+                        if header.is_control() { super::batch::parse_marker(&segment.read_batch(position, &header)?) } else { None };
                     f(&header, marker);
                 }
                 position += header.total_size() as u64;

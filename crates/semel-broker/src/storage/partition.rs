@@ -138,7 +138,13 @@ impl Partition {
     /// `txn_verified`: the transaction coordinator confirmed that the batches' producer has
     /// this partition in its ongoing transaction (KIP-890 part 1); transactional batches are
     /// refused without it.
-    pub(crate) fn append(&self, records: &[u8], settings: &AppendSettings, now_ms: i64, txn_verified: bool) -> Result<AppendInfo, AppendError> {
+    pub(crate) fn append(
+        &self,
+        records: &[u8],
+        settings: &AppendSettings,
+        now_ms: i64,
+        txn_verified: bool,
+    ) -> Result<AppendInfo, AppendError> {
         if self.health.is_offline() {
             return Err(AppendError::Offline);
         }
@@ -263,7 +269,13 @@ impl Partition {
 
     /// Reads for a fetch: below the high watermark, or for read_committed below the last
     /// stable offset, with the aborted transactions overlapping what may be returned.
-    pub(crate) fn read(&self, offset: i64, max_bytes: usize, min_one_batch: bool, read_committed: bool) -> io::Result<(ReadOutcome, Vec<AbortedTxn>)> {
+    pub(crate) fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one_batch: bool,
+        read_committed: bool,
+    ) -> io::Result<(ReadOutcome, Vec<AbortedTxn>)> {
         let high_watermark = self.high_watermark();
         let log = self.lock_log();
         if !read_committed {
@@ -283,7 +295,13 @@ impl Partition {
 
     /// Appends a COMMIT or ABORT marker for `producer_id` and ends its transaction here.
     /// Returns the offset after the marker, to make durable before the transaction completes.
-    pub(crate) fn write_marker(&self, producer_id: i64, producer_epoch: i16, marker: Marker, settings: &AppendSettings) -> Result<i64, AppendError> {
+    pub(crate) fn write_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: Marker,
+        settings: &AppendSettings,
+    ) -> Result<i64, AppendError> {
         if self.health.is_offline() {
             return Err(AppendError::Offline);
         }

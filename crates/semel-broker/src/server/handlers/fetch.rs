@@ -126,7 +126,10 @@ fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_byte
             }
             let high_watermark = partition.high_watermark();
             let log_start = partition.log_start_offset();
-            data = data.with_high_watermark(high_watermark).with_last_stable_offset(partition.last_stable_offset()).with_log_start_offset(log_start);
+            data = data
+                .with_high_watermark(high_watermark)
+                .with_last_stable_offset(partition.last_stable_offset())
+                .with_log_start_offset(log_start);
             let budget = (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let min_one_batch = total == 0;
             if budget == 0 && !min_one_batch {
@@ -136,7 +139,12 @@ fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_byte
             let read = partition.read(p.fetch_offset, budget, min_one_batch, read_committed).map(|(outcome, aborted)| {
                 // Only read_committed answers carry the aborted list (franz-go#758).
                 let list = read_committed.then(|| {
-                    aborted.iter().map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset)).collect()
+                    aborted
+                        .iter()
+                        .map(|a| {
+                            AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset)
+                        })
+                        .collect()
                 });
                 (outcome, list)
             });

@@ -20,6 +20,9 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
 
 use super::{text, topic_name};
+
+/// KIP-447: a transaction is still committing this partition's offset.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 use crate::coordinator::group::{errors, CommittedOffset, GroupCoordinator, JoinRequest, SyncRequest};
 
 /// Per topic, per partition: the committed offset, if any.
@@ -164,6 +167,7 @@ pub(crate) async fn offset_commit(ctx: &RequestContext, request: OffsetCommitReq
         .collect();
     let metadata = &state.metadata;
     let (errors, durable) = state.groups.commit_offsets(
+        None,
         &request.group_id.0,
         request.generation_id_or_member_epoch,
         &request.member_id,
@@ -232,26 +236,38 @@ fn group_offsets(groups: &GroupCoordinator, group_id: &str, topics: Option<Vec<(
 pub(crate) async fn offset_fetch(ctx: &RequestContext, request: OffsetFetchRequest) -> Response<OffsetFetchResponse> {
     let groups = &ctx.state.groups;
     let version = ctx.version;
-    // Without transactions no offset is ever pending, so require_stable never waits.
     let partition_fields = |o: Option<CommittedOffset>| match o {
         Some(o) => (o.offset, if version >= 5 { o.leader_epoch } else { -1 }, o.metadata),
         None => (-1, -1, String::new()),
     };
+    // KIP-447: with require_stable, a partition whose offset a transaction is still committing
+    // answers UNSTABLE_OFFSET_COMMIT (the client retries).
+    let require_stable = version >= 7 && request.require_stable;
+    let unstable = |group: &str, topic: &str, partition: i32| {
+        if require_stable && groups.has_pending(group, topic, partition) {
+            UNSTABLE_OFFSET_COMMIT
+        } else {
+            errors::NONE
+        }
+    };
     if version < 8 {
         let topics = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-        let result = group_offsets(groups, &request.group_id.0, topics);
+        let group_id = request.group_id.0.to_string();
+        let result = group_offsets(groups, &group_id, topics);
         let topics = result
             .into_iter()
             .map(|(t, ps)| {
                 OffsetFetchResponseTopic::default().with_name(topic_name(&t)).with_partitions(
                     ps.into_iter()
                         .map(|(p, o)| {
-                            let (offset, epoch, metadata) = partition_fields(o);
+                            let error = unstable(&group_id, &t, p);
+                            let (offset, epoch, metadata) = partition_fields(o.filter(|_| error == errors::NONE));
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
                                 .with_committed_leader_epoch(epoch)
                                 .with_metadata(Some(text(metadata)))
+                                .with_error_code(error)
                         })
                         .collect(),
                 )
@@ -264,19 +280,22 @@ pub(crate) async fn offset_fetch(ctx: &RequestContext, request: OffsetFetchReque
         .into_iter()
         .map(|g| {
             let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-            let result = group_offsets(groups, &g.group_id.0, topics);
+            let group_id = g.group_id.0.to_string();
+            let result = group_offsets(groups, &group_id, topics);
             let topics = result
                 .into_iter()
                 .map(|(t, ps)| {
                     OffsetFetchResponseTopics::default().with_name(topic_name(&t)).with_partitions(
                         ps.into_iter()
                             .map(|(p, o)| {
-                                let (offset, epoch, metadata) = partition_fields(o);
+                                let error = unstable(&group_id, &t, p);
+                                let (offset, epoch, metadata) = partition_fields(o.filter(|_| error == errors::NONE));
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
                                     .with_metadata(Some(text(metadata)))
+                                    .with_error_code(error)
                             })
                             .collect(),
                     )

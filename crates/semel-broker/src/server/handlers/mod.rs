@@ -11,6 +11,7 @@ pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod produce;
 pub(crate) mod topics;
+pub(crate) mod txn;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
@@ -58,6 +59,8 @@ pub(crate) fn append_error_code(error: &AppendError) -> i16 {
         AppendError::Offline | AppendError::Io(_) => ResponseError::KafkaStorageError,
         AppendError::ProducerState(ProducerStateError::InvalidProducerEpoch { .. }) => ResponseError::InvalidProducerEpoch,
         AppendError::ProducerState(ProducerStateError::OutOfOrderSequence { .. }) => ResponseError::OutOfOrderSequenceNumber,
-        AppendError::NotInTransaction | AppendError::ProducerState(ProducerStateError::InvalidTxnState { .. }) => ResponseError::InvalidTxnState,
+        AppendError::NotInTransaction | AppendError::ProducerState(ProducerStateError::InvalidTxnState { .. }) => {
+            ResponseError::InvalidTxnState
+        }
     })
 }

@@ -63,7 +63,9 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
             let first = crate::storage::batch::BatchHeader::parse(&records).ok();
             let appended = match first {
                 Some(h) if h.is_transactional() && h.has_producer_id() => {
-                    state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verified| partition.append(&records, settings, now, verified))
+                    state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verified| {
+                        partition.append(&records, settings, now, verified)
+                    })
                 }
                 _ => partition.append(&records, settings, now, false),
             };

@@ -1,0 +1,650 @@
+#!/usr/bin/env bash
+# semel and Apache Kafka side by side: one single-node broker each, fresh data directories on the
+# same disk, the same workloads against both, alternating, and a table of medians written to
+# docs/performance.md. See bench/README.md.
+#
+#   bench/run.sh            # 3 rounds (about 10 minutes on 2 cores)
+#   bench/run.sh --quick    # 1 round, small counts (about 3 minutes): checks the harness
+#
+# Needs: cargo, a JDK >= 17 (java), Maven (mvn, to fetch Kafka's jars from Maven Central into
+# bench/.cache/), python3.
+# shellcheck disable=SC2016 # '$WORK' and the like are written literally into the report
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+usage: bench/run.sh [--quick] [--rounds N] [--kafka-version V] [--out FILE] [--keep]
+
+  --quick            1 round with small counts (a check of the harness, not a measurement)
+  --rounds N         rounds of (semel, Kafka) sessions; the table shows medians [default: 3]
+  --kafka-version V  Apache Kafka release from Maven Central [default: $KAFKA_VERSION or 4.1.1]
+  --out FILE         where to write the report [default: docs/performance.md]
+  --keep             keep the work directory (broker logs, raw results) instead of deleting it
+
+environment: RECORDS (per produce/consume run; default 1000000, --quick 200000), PERF_RECORDS
+(per kafka-producer-perf-test run; default RECORDS/2), E2E_RATE (records/s; default 1000),
+E2E_SECS (default 15, --quick 5), BENCH_TMP (parent
+of the work directory, default $TMPDIR or /tmp), KAFKA_HEAP_OPTS (default -Xmx1G -Xms1G, as
+kafka-server-start.sh)
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=$ROOT/bench/.cache
+QUICK=0
+ROUNDS=
+KEEP=0
+KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
+OUT=$ROOT/docs/performance.md
+INVOCATION="bench/run.sh $*"
+while (($#)); do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --rounds) ROUNDS=${2:?--rounds needs a number}; shift ;;
+    --kafka-version) KAFKA_VERSION=${2:?--kafka-version needs a version}; shift ;;
+    --out) OUT=${2:?--out needs a file}; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "bench/run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ $OUT = /* ]] || OUT=$PWD/$OUT
+if ((QUICK)); then
+  ROUNDS=${ROUNDS:-1} RECORDS=${RECORDS:-200000} E2E_SECS=${E2E_SECS:-5}
+else
+  ROUNDS=${ROUNDS:-3} RECORDS=${RECORDS:-1000000} E2E_SECS=${E2E_SECS:-15}
+fi
+E2E_RATE=${E2E_RATE:-1000}
+PERF_RECORDS=${PERF_RECORDS:-$((RECORDS / 2))}
+WARMUP_RECORDS=$((RECORDS / 5))
+PARTITIONS=6
+RECORD_SIZE=1024
+KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G}
+# What kafka-server-start.sh / kafka-run-class.sh use.
+KAFKA_JVM_OPTS="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --rounds must be a positive number" >&2; exit 2; }
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "FAILED: $*"; exit 1; }
+
+for tool in cargo java mvn python3; do
+  command -v "$tool" >/dev/null || die "$tool is not installed (see bench/README.md)"
+done
+
+mkdir -p "$CACHE"
+WORK=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/semel-bench.XXXXXX")
+RESULTS=$WORK/results.tsv
+COMMANDS=$WORK/commands.txt
+: >"$RESULTS"
+: >"$COMMANDS"
+BROKER_PID=
+BROKER_NAME=
+
+# ---------------------------------------------------------------------------------------------
+# Clean-up: stop whatever broker runs, delete the work directory; on success, failure and Ctrl-C.
+
+stop_broker() {
+  local pid=$BROKER_PID name=$BROKER_NAME
+  [[ -n $pid ]] || return 0
+  BROKER_PID=
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < 600; i++)); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    if alive "$pid"; then
+      log "$name (pid $pid) still runs 60 s after SIGTERM: SIGKILL"
+      kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+}
+
+# A process that exists and is not a zombie.
+alive() {
+  [[ -r /proc/$1/status ]] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_broker
+  if ((KEEP)); then
+    log "work directory kept: $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT
+trap 'log "terminated"; exit 143' TERM
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# json FILE KEY.PATH: one field of the last JSON line of FILE, or nothing.
+json() {
+  python3 - "$1" "$2" <<'EOF'
+import json, sys
+lines = [l for l in open(sys.argv[1]) if l.lstrip().startswith("{")]
+if lines:
+    v = json.loads(lines[-1])
+    for k in sys.argv[2].split("."):
+        v = v.get(k) if isinstance(v, dict) else None
+    if v is not None:
+        print(v)
+EOF
+}
+
+# record BROKER ROUND METRIC VALUE (an empty value records a failure).
+record() {
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-FAIL}" >>"$RESULTS"
+  log "  $1 round $2: $3 = ${4:-FAILED}"
+}
+
+# note COMMAND...: remember the command line (first round only) for the report.
+note() {
+  ((ROUND == 1)) || return 0
+  local line
+  line=$(printf '%q ' "$@")
+  line=${line//"$(printf %q "$KAFKA_LIBS/*")"/'"$KAFKA_LIBS/*"'}
+  line=${line//"$WORK"/'$WORK'}
+  line=${line//"$ROOT"\//}
+  [[ -n ${PORT:-} ]] && line=${line//":$PORT"/':$PORT'}
+  [[ -n ${PORT:-} ]] && line=${line//"--listen 127.0.0.1:$PORT"/'--listen 127.0.0.1:$PORT'}
+  grep -qxF -- "${line% }" "$COMMANDS" || printf '%s\n' "${line% }" >>"$COMMANDS"
+}
+
+# run LOGFILE COMMAND...: run a load driver, its stdout (one JSON line) in LOGFILE.
+run() {
+  local out=$1
+  shift
+  note "$@"
+  if ! "$@" >"$out" 2>>"$WORK/drivers.log"; then
+    log "  command failed: $* (see the last lines below)"
+    tail -n 5 "$WORK/drivers.log" >&2 || true
+    return 1
+  fi
+}
+
+SEMEL=$ROOT/target/release/semel
+
+kafka_java() {
+  java -Xmx512M -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$WORK/log4j2.properties" -Dbench.log4j.file="$WORK/tools.log" "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kafka from Maven Central: kafka_2.13 (the broker) and kafka-tools (ProducerPerformance,
+# TopicCommand) with their runtime dependencies, copied into bench/.cache/kafka-VERSION/libs.
+
+install_kafka() {
+  KAFKA_DIR=$CACHE/kafka-$KAFKA_VERSION
+  KAFKA_LIBS=$KAFKA_DIR/libs
+  if [[ -f $KAFKA_DIR/.complete ]]; then
+    log "Kafka $KAFKA_VERSION: cached in ${KAFKA_DIR#"$ROOT"/}"
+    return
+  fi
+  log "Kafka $KAFKA_VERSION: fetching the jars from Maven Central (mvn dependency:copy-dependencies)"
+  rm -rf "$KAFKA_DIR"
+  mkdir -p "$KAFKA_DIR"
+  cat >"$KAFKA_DIR/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>semel.bench</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <!-- The distribution's logging binding (slf4j 1.7 to log4j2), so the broker log is written. -->
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>2.24.3</version></dependency>
+  </dependencies>
+</project>
+EOF
+  if ! (cd "$KAFKA_DIR" && mvn -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
+    -DoutputDirectory="$KAFKA_LIBS") >"$KAFKA_DIR/mvn.log" 2>&1; then
+    tail -n 30 "$KAFKA_DIR/mvn.log" >&2
+    die "cannot fetch Kafka $KAFKA_VERSION from Maven Central"
+  fi
+  [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar is missing after mvn"
+  touch "$KAFKA_DIR/.complete"
+}
+
+# The storage formatting tool moved from core (Scala) to the tools module over the 4.x releases.
+storage_tool_class() {
+  python3 - "$KAFKA_LIBS" <<'EOF'
+import glob, sys, zipfile
+for cls in ("kafka/tools/StorageTool.class", "org/apache/kafka/tools/StorageTool.class"):
+    for jar in glob.glob(sys.argv[1] + "/*.jar"):
+        if cls in zipfile.ZipFile(jar).namelist():
+            print(cls[:-len(".class")].replace("/", ".")); sys.exit(0)
+sys.exit("no StorageTool class in the Kafka jars")
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# Start-up probe: starts the broker in its own session, and measures the time from just before
+# the process is created to the first accepted TCP connection and to the first answered
+# ApiVersions request (a broker may listen before it serves). Prints "PID TCP_SECS READY_SECS".
+
+cat >"$WORK/probe.py" <<'EOF'
+import socket, struct, subprocess, sys, time
+port, logfile, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+body = struct.pack(">hhih", 18, 0, 1, 5) + b"probe"  # ApiVersions v0, correlation id 1
+request = struct.pack(">i", len(body)) + body
+out = open(logfile, "ab")
+t0 = time.monotonic()
+proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+tcp = None
+while time.monotonic() - t0 < 180 and proc.poll() is None:
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+    except OSError:
+        time.sleep(0.001)
+        continue
+    if tcp is None:
+        tcp = time.monotonic() - t0
+    try:
+        s.settimeout(10)
+        s.sendall(request)
+        if len(s.recv(8)) >= 4:
+            print(proc.pid, f"{tcp:.4f}", f"{time.monotonic() - t0:.4f}")
+            sys.exit(0)
+    except OSError:
+        pass
+    finally:
+        s.close()
+    time.sleep(0.001)
+print(proc.pid, "FAIL", "FAIL")
+EOF
+
+# start_broker NAME PORT LOGFILE COMMAND...
+start_broker() {
+  local name=$1 port=$2 logfile=$3
+  shift 3
+  note "$@"
+  local pid tcp ready
+  read -r pid tcp ready < <(python3 "$WORK/probe.py" "$port" "$logfile" "$@")
+  BROKER_PID=$pid BROKER_NAME=$name
+  if [[ $ready = FAIL ]]; then
+    tail -n 30 "$logfile" "${logfile%.log}.server.log" >&2 2>/dev/null || true
+    die "$name did not answer on 127.0.0.1:$port (log above)"
+  fi
+  record "$name" "$ROUND" startup_tcp_ms "$(python3 -c "print(round($tcp * 1000, 1))")"
+  record "$name" "$ROUND" startup_ready_ms "$(python3 -c "print(round($ready * 1000, 1))")"
+}
+
+rss_mib() {
+  awk -v k="$2:" '$1 == k { printf "%.1f", $2 / 1024 }' "/proc/$1/status"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Workloads. Every produce: 1 KiB values, 6 partitions, acks=all, idempotent.
+
+PRODUCE_FLAGS=(--partitions "$PARTITIONS" --record-size "$RECORD_SIZE" --acks all --idempotence true --json)
+
+# produce NAME PORT TOPIC METRIC [RECORDS]: records a failure if METRIC is set, else fails.
+produce() {
+  local f=$WORK/out.json
+  if run "$f" "$SEMEL" bench produce --bootstrap "127.0.0.1:$2" --topic "$3" --records "${5:-$RECORDS}" "${PRODUCE_FLAGS[@]}" &&
+    [[ $(json "$f" failed) = 0 ]]; then
+    [[ -z $4 ]] || record "$1" "$ROUND" "$4" "$(json "$f" mib_per_sec)"
+  elif [[ -z $4 ]]; then
+    return 1
+  else
+    record "$1" "$ROUND" "$4" ""
+  fi
+}
+
+# create_topic PORT TOPIC [CONFIG...]: through Kafka's own admin tool (TopicCommand).
+create_topic() {
+  local port=$1 topic=$2
+  shift 2
+  local args=(org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" --create --topic "$topic"
+    --partitions "$PARTITIONS" --replication-factor 1)
+  local c
+  for c in "$@"; do args+=(--config "$c"); done
+  note java -cp "$KAFKA_LIBS/*" "${args[@]}"
+  kafka_java "${args[@]}" >>"$WORK/drivers.log" 2>&1
+}
+
+# perf_test NAME PORT TOPIC METRIC: Kafka's kafka-producer-perf-test (Java client, its defaults
+# apart from acks=all and idempotence) on a topic created beforehand with 6 partitions.
+perf_test() {
+  local f=$WORK/perf.txt
+  local args=(org.apache.kafka.tools.ProducerPerformance --topic "$3" --num-records "$PERF_RECORDS" --record-size "$RECORD_SIZE"
+    --throughput -1 --producer-props acks=all enable.idempotence=true "bootstrap.servers=127.0.0.1:$2")
+  note java -cp "$KAFKA_LIBS/*" "${args[@]}"
+  if kafka_java "${args[@]}" >"$f" 2>>"$WORK/drivers.log"; then
+    # "N records sent, R records/sec (M MB/sec), ..." (MB = 2^20 bytes): the last line is the total.
+    record "$1" "$ROUND" "$4" "$(sed -n 's/^[0-9]* records sent, [0-9.]* records\/sec (\([0-9.]*\) MB\/sec).*/\1/p' "$f" | tail -n 1)"
+  else
+    tail -n 5 "$f" >&2 || true
+    record "$1" "$ROUND" "$4" ""
+  fi
+}
+
+# workloads NAME PORT [kafka]: everything measured against a running broker.
+workloads() {
+  local name=$1 port=$2 kafka=${3:-}
+  local f=$WORK/out.json
+  PORT=$port
+
+  log "$name round $ROUND: warm-up, $WARMUP_RECORDS records"
+  produce "$name" "$port" bench-warmup "" "$WARMUP_RECORDS" || log "  the warm-up failed; going on"
+
+  log "$name round $ROUND: produce $RECORDS x 1 KiB, ${PARTITIONS} partitions, acks=all, idempotent"
+  produce "$name" "$port" bench-produce produce_mib_s
+
+  sleep 3
+  record "$name" "$ROUND" rss_after_produce_mib "$(rss_mib "$BROKER_PID" VmRSS)"
+
+  if [[ -n $kafka ]]; then
+    log "$name round $ROUND: the same to a topic with flush.messages=1 (fsync on every append)"
+    if create_topic "$port" bench-produce-flush flush.messages=1; then
+      produce "$name" "$port" bench-produce-flush produce_flush_mib_s
+    else
+      record "$name" "$ROUND" produce_flush_mib_s ""
+    fi
+  fi
+
+  log "$name round $ROUND: consume the $RECORDS records"
+  if run "$f" "$SEMEL" bench consume --bootstrap "127.0.0.1:$port" --topic bench-produce --records "$RECORDS" --json; then
+    record "$name" "$ROUND" consume_mib_s "$(json "$f" mib_per_sec)"
+  else
+    record "$name" "$ROUND" consume_mib_s ""
+  fi
+
+  log "$name round $ROUND: end-to-end latency at $E2E_RATE records/s for $E2E_SECS s"
+  if run "$f" "$SEMEL" bench e2e --bootstrap "127.0.0.1:$port" --topic bench-e2e --rate "$E2E_RATE" --duration-secs "$E2E_SECS" \
+    "${PRODUCE_FLAGS[@]}" && [[ $(json "$f" failed) = 0 ]]; then
+    record "$name" "$ROUND" e2e_p50_ms "$(json "$f" e2e_latency_ms.p50)"
+    record "$name" "$ROUND" e2e_p99_ms "$(json "$f" e2e_latency_ms.p99)"
+    record "$name" "$ROUND" e2e_p999_ms "$(json "$f" e2e_latency_ms.p99_9)"
+  else
+    record "$name" "$ROUND" e2e_p50_ms ""
+    record "$name" "$ROUND" e2e_p99_ms ""
+    record "$name" "$ROUND" e2e_p999_ms ""
+  fi
+
+  log "$name round $ROUND: kafka-producer-perf-test (Java client)"
+  if create_topic "$port" bench-perf; then
+    perf_test "$name" "$port" bench-perf perf_mib_s
+  else
+    record "$name" "$ROUND" perf_mib_s ""
+  fi
+  if [[ -n $kafka ]]; then
+    if create_topic "$port" bench-perf-flush flush.messages=1; then
+      perf_test "$name" "$port" bench-perf-flush perf_flush_mib_s
+    else
+      record "$name" "$ROUND" perf_flush_mib_s ""
+    fi
+  fi
+
+  record "$name" "$ROUND" rss_peak_mib "$(rss_mib "$BROKER_PID" VmHWM)"
+  PORT=
+}
+
+session_semel() {
+  local dir=$WORK/semel-$ROUND port
+  port=$(free_port)
+  mkdir -p "$dir"
+  PORT=$port
+  start_broker semel "$port" "$WORK/semel-$ROUND.log" "$SEMEL" serve --listen "127.0.0.1:$port" --data-dir "$dir/data"
+  workloads semel "$port"
+  stop_broker
+  rm -rf "$dir"
+}
+
+session_kafka() {
+  local dir=$WORK/kafka-$ROUND port cport
+  port=$(free_port)
+  cport=$(free_port)
+  [[ $cport != "$port" ]] || cport=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/logs
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+  local cluster_id
+  cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
+  PORT=$port
+  note java -cp "$KAFKA_LIBS/*" "$STORAGE_TOOL" format -t "$cluster_id" -c "$dir/server.properties"
+  kafka_java "$STORAGE_TOOL" format -t "$cluster_id" -c "$dir/server.properties" >>"$WORK/kafka-$ROUND.log" 2>&1 ||
+    { tail -n 20 "$WORK/kafka-$ROUND.log" >&2; die "kafka-storage format failed"; }
+  # shellcheck disable=SC2086 # the option strings are lists of JVM flags
+  start_broker kafka "$port" "$WORK/kafka-$ROUND.log" java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -cp "$KAFKA_LIBS/*" \
+    -Dlog4j2.configurationFile="$WORK/log4j2.properties" -Dbench.log4j.file="$WORK/kafka-$ROUND.server.log" kafka.Kafka "$dir/server.properties"
+  workloads kafka "$port" kafka
+  stop_broker
+  rm -rf "$dir"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Main.
+
+START_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+START_SECS=$SECONDS
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+install_kafka
+STORAGE_TOOL=$(storage_tool_class)
+cat >"$WORK/log4j2.properties" <<'EOF'
+status = warn
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = ${sys:bench.log4j.file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = warn
+EOF
+
+log "building semel (cargo build --release -p semel)"
+if ! (cd "$ROOT" && cargo build --release -p semel) >"$WORK/build.log" 2>&1; then
+  tail -n 30 "$WORK/build.log" >&2
+  die "cargo build failed"
+fi
+
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+  log "round $ROUND of $ROUNDS: semel"
+  session_semel
+  log "round $ROUND of $ROUNDS: Kafka $KAFKA_VERSION"
+  session_kafka
+done
+
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+ELAPSED=$((SECONDS - START_SECS))
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+
+export WORK RESULTS COMMANDS OUT QUICK ROUNDS RECORDS PERF_RECORDS WARMUP_RECORDS E2E_RATE E2E_SECS KAFKA_VERSION START_DATE ELAPSED
+export LOAD_BEFORE LOAD_AFTER INVOCATION KAFKA_HEAP_OPTS KAFKA_JVM_OPTS
+SEMEL_VERSION=$("$SEMEL" --version 2>/dev/null | awk '{print $2}')
+SEMEL_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+(cd "$ROOT" && git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null) || SEMEL_COMMIT+=" with local changes"
+LIBRDKAFKA=$(awk '/^name = "rdkafka-sys"/ { getline; gsub(/"/, "", $3); print $3 }' "$ROOT/Cargo.lock")
+JAVA_VERSION=$(java -version 2>&1 | head -n 1)
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NPROC=$(nproc)
+MEM_TOTAL=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+KERNEL=$(uname -sr)
+DISK=$(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')
+export SEMEL_VERSION SEMEL_COMMIT LIBRDKAFKA JAVA_VERSION CPU_MODEL NPROC MEM_TOTAL KERNEL DISK
+
+python3 - <<'PYEOF'
+import os, statistics
+
+env = os.environ
+rows = {}
+for line in open(env["RESULTS"]):
+    broker, rnd, metric, value = line.rstrip("\n").split("\t")
+    rows.setdefault((broker, metric), []).append(None if value == "FAIL" or value == "" else float(value))
+
+def med(broker, metric):
+    values = rows.get((broker, metric), [])
+    ok = [v for v in values if v is not None]
+    return (statistics.median(ok) if ok else None), len(ok), len(values)
+
+def fmt(v):
+    if v is None:
+        return "failed"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if v >= 1 else f"{v:.3f}"
+
+def cell(broker, metric):
+    v, ok, n = med(broker, metric)
+    s = fmt(v)
+    if n and ok < n:
+        s += f" ({n - ok} of {n} failed)"
+    return s
+
+# (label, semel metric, kafka metric, better, target as (op, x) on semel/Kafka)
+table = [
+    ("produce MiB/s, `semel bench` (Kafka at its default: no fsync)", "produce_mib_s", "produce_mib_s", "higher", None),
+    ("produce MiB/s, `semel bench`, **equal durability** (Kafka flush.messages=1)", "produce_mib_s", "produce_flush_mib_s", "higher", (">=", 1.5)),
+    ("produce MiB/s, kafka-producer-perf-test (Kafka at its default)", "perf_mib_s", "perf_mib_s", "higher", None),
+    ("produce MiB/s, kafka-producer-perf-test, equal durability", "perf_mib_s", "perf_flush_mib_s", "higher", (">=", 1.5)),
+    ("consume MiB/s (from the beginning, 6 partitions)", "consume_mib_s", "consume_mib_s", "higher", None),
+    ("end-to-end latency p50, ms", "e2e_p50_ms", "e2e_p50_ms", "lower", None),
+    ("end-to-end latency p99, ms", "e2e_p99_ms", "e2e_p99_ms", "lower", ("<=", 0.5)),
+    ("end-to-end latency p99.9, ms", "e2e_p999_ms", "e2e_p999_ms", "lower", None),
+    ("resident memory after the produce (VmRSS), MiB", "rss_after_produce_mib", "rss_after_produce_mib", "lower", ("<=", 0.2)),
+    ("peak resident memory over the session (VmHWM), MiB", "rss_peak_mib", "rss_peak_mib", "lower", None),
+    ("start-up: process start to first accepted TCP connection, ms", "startup_tcp_ms", "startup_tcp_ms", "lower", ("<=", 0.05)),
+    ("start-up: process start to first ApiVersions answer, ms", "startup_ready_ms", "startup_ready_ms", "lower", ("<=", 0.05)),
+]
+
+quick = env["QUICK"] == "1"
+out = []
+w = out.append
+w("# Performance: semel and Apache Kafka side by side")
+w("")
+w("Written by `bench/run.sh` (see `bench/README.md`); rerun it after performance-relevant changes.")
+w("")
+if quick:
+    w("> **Quick run** (`--quick`: one round, small counts). It checks the harness; its figures are not a measurement.")
+    w("")
+w(f"Run of {env['START_DATE']}: `{env['INVOCATION'].strip()}`, {env['ROUNDS']} round(s), {int(env['ELAPSED']) // 60} min {int(env['ELAPSED']) % 60} s. "
+  "Each round starts semel, then Kafka, each on a fresh data directory, runs every workload against it and stops it; "
+  "the figures are medians over the rounds, and the ratio is semel/Kafka of the medians.")
+w("")
+w("| workload | semel | Kafka | semel/Kafka | target | met |")
+w("|---|---:|---:|---:|---|---|")
+missed = []
+for label, sm, km, better, target in table:
+    s, _, _ = med("semel", sm)
+    k, _, _ = med("kafka", km)
+    ratio = s / k if s is not None and k not in (None, 0) else None
+    rs = "-" if ratio is None else f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.2g}x"
+    if target:
+        op, x = target
+        ts = f"{op} {x}x"
+        if ratio is None:
+            met = "?"
+        else:
+            ok = ratio >= x if op == ">=" else ratio <= x
+            met = "yes" if ok else "**no**"
+            if not ok:
+                missed.append(f"{label}: {rs} (target {ts})")
+    else:
+        ts, met = "", ""
+    w(f"| {label} | {cell('semel', sm)} | {cell('kafka', km)} | {rs} | {ts} | {met} |")
+w("")
+w("Higher is better for MiB/s, lower for latency, memory and start-up. "
+  "MiB/s counts record values (1 KiB each), 2^20 bytes a MiB, as Kafka's perf tools do.")
+w("")
+if missed:
+    w("Targets missed in this run: " + "; ".join(missed) + ".")
+else:
+    w("Every target with a figure was met in this run.")
+w("")
+w("## Not measured yet")
+w("")
+w("- Transactional produce (100 ms and 10 ms transactions, commit latency) and consume with read_committed: "
+  "semel has no transactions yet (InitProducerId with a transactional id is refused), so there is nothing to compare. "
+  "The consume figure above is read_uncommitted.")
+w("- Restart time with 10 GB of log after kill -9.")
+w("")
+w("## Setup")
+w("")
+w(f"- Machine: {env['NPROC']} cores, {env['MEM_TOTAL']} memory, {env['CPU_MODEL']}, {env['KERNEL']}; data directories on {env['DISK']}. "
+  f"Load average before / after: {env['LOAD_BEFORE']} / {env['LOAD_AFTER']}. "
+  "Brokers and load drivers share the cores, and the machine may be shared with other work: compare the ratios, not the absolute figures.")
+w(f"- semel {env['SEMEL_VERSION']} (commit {env['SEMEL_COMMIT']}), release build, default configuration: "
+  "acks=all is answered after an fsync covering the batch (group commit).")
+w(f"- Apache Kafka {env['KAFKA_VERSION']} (kafka_2.13 from Maven Central), single node in KRaft mode (broker and controller), "
+  f"{env['JAVA_VERSION']}, `{env['KAFKA_HEAP_OPTS']} {env['KAFKA_JVM_OPTS']}` (what kafka-server-start.sh uses), "
+  "offsets and transaction state logs with replication factor 1, default configuration otherwise: "
+  "the log is not fsynced per write unless the topic sets flush.messages=1.")
+w(f"- Load drivers: `semel bench` (librdkafka {env['LIBRDKAFKA']}, its defaults: linger.ms 5, batch.size 1000000) "
+  "and Kafka's own ProducerPerformance (kafka-producer-perf-test, Java client of the same Kafka release, its defaults: linger.ms 5, batch.size 16384).")
+w(f"- Workloads: produce {int(env['RECORDS']):,} records of 1 KiB to a new topic of 6 partitions, acks=all, idempotent "
+  "(on Kafka also to a topic created with flush.messages=1); "
+  f"consume them back; a warm-up produce of {int(env['WARMUP_RECORDS']):,} records to another topic comes first; "
+  f"kafka-producer-perf-test sends {int(env['PERF_RECORDS']):,} records to a topic of 6 partitions created beforehand; "
+  f"end-to-end latency (send to receipt by a consumer in the same process) of 1 KiB records at {env['E2E_RATE']} records/s "
+  f"for {env['E2E_SECS']} s to another 6-partition topic, acks=all, idempotent, Kafka at its default; "
+  "VmRSS of the broker process 3 s after the measured produce (before anything else runs), VmHWM at the end of the session; "
+  "start-up from creating the process on a fresh (for Kafka: already formatted) data directory until a TCP connection is accepted and until an ApiVersions request is answered.")
+w("")
+w("## Per round")
+w("")
+metrics = []
+for _, sm, km, _, _ in table:
+    for m in (sm, km):
+        if m not in metrics:
+            metrics.append(m)
+n = int(env["ROUNDS"])
+w("| metric | broker | " + " | ".join(f"round {i + 1}" for i in range(n)) + " |")
+w("|---|---|" + "---:|" * n)
+for m in metrics:
+    for b in ("semel", "kafka"):
+        vals = rows.get((b, m))
+        if vals is None:
+            continue
+        w(f"| {m} | {b} | " + " | ".join(fmt(v) for v in vals) + " |")
+w("")
+w("## Commands")
+w("")
+w("As run in the first round (`$PORT` is a free port, `$WORK` a fresh directory, `$KAFKA_LIBS` bench/.cache/kafka-VERSION/libs).")
+w("")
+w("```sh")
+w("cargo build --release -p semel")
+for line in open(env["COMMANDS"]):
+    w(line.rstrip("\n"))
+w("```")
+w("")
+text = "\n".join(out)
+os.makedirs(os.path.dirname(env["OUT"]), exist_ok=True)
+with open(env["OUT"], "w") as f:
+    f.write(text)
+print(text)
+PYEOF
+log "report written to ${OUT#"$ROOT"/} ($((ELAPSED / 60)) min $((ELAPSED % 60)) s)"

@@ -1,0 +1,56 @@
+//! Completing a transaction: after PrepareCommit/PrepareAbort is durable, write the marker to
+//! every partition of the transaction and the outcome to every group whose offsets it
+//! carries, make them durable, then record CompleteCommit/CompleteAbort.
+//!
+//! If anything fails on the way the transaction stays prepared; the next start-up completes it
+//! again (markers are idempotent for readers: a second marker for a closed transaction ends
+//! nothing). So a crash anywhere between PrepareCommit and CompleteCommit never leaves markers
+//! on only some partitions for good.
+
+use std::sync::Arc;
+
+use super::txn::Completion;
+use crate::broker::BrokerState;
+use crate::storage::batch::Marker;
+
+/// Runs a completion to the end (spawned by EndTxn, InitProducerId fencing, timeouts and
+/// start-up).
+pub async fn complete(state: Arc<BrokerState>, completion: Completion) {
+    let marker = Marker { commit: completion.commit, coordinator_epoch: 0 };
+    let mut flushes = Vec::new();
+    for (topic, index) in &completion.partitions {
+        let Some(topic_entry) = state.metadata.topic(topic) else {
+            // Deleted since it was added: nothing to mark.
+            continue;
+        };
+        let Some(partition) = topic_entry.partition(*index) else { continue };
+        let settings = topic_entry.settings(state.metadata.defaults());
+        match partition.write_marker(completion.producer_id, completion.producer_epoch, marker, &settings) {
+            Ok(end) => flushes.push((Arc::clone(partition), end)),
+            Err(error) => {
+                tracing::error!(transactional_id = %completion.transactional_id, topic, partition = index, %error, "cannot write a transaction marker; the transaction completes at the next start");
+                return;
+            }
+        }
+    }
+    for (partition, end) in flushes {
+        if let Err(error) = partition.flush_to(end).await {
+            tracing::error!(transactional_id = %completion.transactional_id, %error, "cannot flush a transaction marker");
+            return;
+        }
+    }
+    for group in &completion.groups {
+        if let Some(durable) = state.groups.complete_txn(group, completion.producer_id, completion.commit) {
+            if let Err(error) = state.groups.wait_durable(durable).await {
+                tracing::error!(transactional_id = %completion.transactional_id, group, %error, "cannot write the transaction outcome to the group");
+                return;
+            }
+        }
+    }
+    if let Some(durable) = state.txns.complete(&completion) {
+        if let Err(error) = state.txns.wait_durable(&completion.transactional_id, durable).await {
+            tracing::error!(transactional_id = %completion.transactional_id, %error, "cannot record the transaction's completion");
+        }
+    }
+    tracing::debug!(transactional_id = %completion.transactional_id, commit = completion.commit, partitions = completion.partitions.len(), "transaction completed");
+}

@@ -1,0 +1,221 @@
+//! Transactions with librdkafka: commit and abort, read_committed and read_uncommitted,
+//! fencing, consume-transform-produce with send_offsets_to_transaction, timeouts.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const T: Duration = Duration::from_secs(30);
+
+fn txn_producer(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap).set("transactional.id", id).set("linger.ms", "5");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().expect("transactional producer")
+}
+
+async fn send_values(producer: &FutureProducer, topic: &str, partitions: i32, prefix: &str, per_partition: usize) {
+    let mut futures = Vec::new();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            let value = format!("{prefix}-{p}-{i}");
+            futures.push(
+                producer
+                    .send_result(FutureRecord::<str, str>::to(topic).partition(p).payload(&value))
+                    .map_err(|(e, _)| e)
+                    .expect("enqueue"),
+            );
+        }
+    }
+    for f in futures {
+        f.await.expect("future").expect("delivered");
+    }
+}
+
+/// Every value readable with the isolation level, per partition, in order.
+fn read_all(bootstrap: &str, topic: &str, partitions: i32, isolation: &str, expected: usize) -> BTreeMap<i32, Vec<String>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{isolation}"))
+        .set("isolation.level", isolation)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut got: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut quiet_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && (got.values().map(Vec::len).sum::<usize>() < expected || Instant::now() < quiet_until) {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("message");
+            got.entry(m.partition()).or_default().push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            quiet_until = Instant::now() + Duration::from_millis(500);
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_committed_sees_exactly_the_committed_records() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "txn", 3, &[]).await;
+    let producer = txn_producer(&bootstrap, "writer", &[]);
+    producer.init_transactions(T).expect("init");
+    producer.begin_transaction().expect("begin");
+    send_values(&producer, "txn", 3, "c1", 10).await;
+    producer.commit_transaction(T).expect("commit");
+    producer.begin_transaction().expect("begin");
+    send_values(&producer, "txn", 3, "a1", 10).await;
+    producer.abort_transaction(T).expect("abort");
+    producer.begin_transaction().expect("begin");
+    send_values(&producer, "txn", 3, "c2", 5).await;
+    producer.commit_transaction(T).expect("commit");
+
+    let b = bootstrap.clone();
+    let (committed, uncommitted) =
+        tokio::task::spawn_blocking(move || (read_all(&b, "txn", 3, "read_committed", 45), read_all(&b, "txn", 3, "read_uncommitted", 75)))
+            .await
+            .expect("readers");
+    for p in 0..3 {
+        let expected: Vec<String> = (0..10).map(|i| format!("c1-{p}-{i}")).chain((0..5).map(|i| format!("c2-{p}-{i}"))).collect();
+        assert_eq!(committed[&p], expected, "partition {p}: read_committed sees the committed records only");
+        assert_eq!(uncommitted[&p].len(), 25, "partition {p}: read_uncommitted sees aborted records too");
+        assert!(uncommitted[&p].iter().any(|v| v.starts_with("a1-")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_producer_fences_the_first() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "fence", 1, &[]).await;
+    let first = txn_producer(&bootstrap, "same-id", &[]);
+    first.init_transactions(T).expect("init first");
+    first.begin_transaction().expect("begin");
+    send_values(&first, "fence", 1, "zombie", 3).await;
+    let second = txn_producer(&bootstrap, "same-id", &[]);
+    second.init_transactions(T).expect("init second: aborts the first's transaction");
+    let error = first.commit_transaction(T).expect_err("the first producer is fenced");
+    assert!(error.rdkafka_error_code().is_some(), "{error:?}");
+    let fatal = matches!(&error, rdkafka::error::KafkaError::Transaction(e) if e.is_fatal());
+    assert!(fatal, "fencing is fatal: {error:?}");
+    second.begin_transaction().expect("begin");
+    send_values(&second, "fence", 1, "live", 2).await;
+    second.commit_transaction(T).expect("commit");
+    let b = bootstrap.clone();
+    let committed = tokio::task::spawn_blocking(move || read_all(&b, "fence", 1, "read_committed", 2)).await.expect("reader");
+    assert_eq!(committed[&0], ["live-0-0", "live-0-1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consume_transform_produce_moves_offsets_and_output_atomically() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "input", 2, &[]).await;
+    create_topic(&bootstrap, "output", 2, &[]).await;
+    let input = producer(&bootstrap, &[]);
+    produce_sequence(&input, "input", 2, 100, 3).await;
+    let b = bootstrap.clone();
+    tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &b)
+            .set("group.id", "copier")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&["input"]).expect("subscribe");
+        let producer = txn_producer(&b, "copier-txn", &[]);
+        producer.init_transactions(T).expect("init");
+        let mut copied = 0;
+        let mut aborted_once = false;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while copied < 100 {
+            assert!(Instant::now() < deadline, "copied {copied}");
+            let mut batch = Vec::new();
+            while batch.len() < 20 {
+                match consumer.poll(Duration::from_millis(200)) {
+                    Some(m) => {
+                        let m = m.expect("message");
+                        batch.push((m.partition(), String::from_utf8_lossy(m.payload().unwrap_or_default()).to_uppercase()));
+                    }
+                    None => break,
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            producer.begin_transaction().expect("begin");
+            for (p, v) in &batch {
+                rt.block_on(producer.send(FutureRecord::<str, str>::to("output").partition(*p).payload(v), T)).expect("send");
+            }
+            let positions = consumer.position().expect("position");
+            producer.send_offsets_to_transaction(&positions, &consumer.group_metadata().expect("group metadata"), T).expect("send offsets");
+            if !aborted_once {
+                // The first batch is aborted: its output disappears and the input is re-read.
+                aborted_once = true;
+                producer.abort_transaction(T).expect("abort");
+                let committed = consumer.committed(T).expect("committed");
+                for e in committed.elements() {
+                    let offset = match e.offset() {
+                        Offset::Offset(o) => Offset::Offset(o),
+                        _ => Offset::Beginning,
+                    };
+                    consumer.seek(e.topic(), e.partition(), offset, T).expect("rewind");
+                }
+                continue;
+            }
+            producer.commit_transaction(T).expect("commit");
+            copied += batch.len();
+        }
+        assert_eq!(copied, 100);
+        let committed = consumer.committed(T).expect("committed");
+        let total: i64 = committed.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum();
+        assert_eq!(total, 100, "the group's committed offsets moved with the output");
+        let output = read_all(&b, "output", 2, "read_committed", 100);
+        assert_eq!(output.values().map(Vec::len).sum::<usize>(), 100, "each input record copied once: {output:?}");
+    })
+    .await
+    .expect("copier");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_past_its_timeout_is_aborted_and_the_producer_fenced() {
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "slow", 1, &[]).await;
+    let producer = txn_producer(&bootstrap, "slowpoke", &[("transaction.timeout.ms", "2000")]);
+    producer.init_transactions(T).expect("init");
+    producer.begin_transaction().expect("begin");
+    send_values(&producer, "slow", 1, "stuck", 3).await;
+    let state = broker.broker.as_ref().expect("running").state().clone();
+    let partition = state.metadata.topic("slow").expect("topic").partitions[0].clone();
+    assert_eq!(partition.last_stable_offset(), 0, "the open transaction holds the LSO");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while partition.last_stable_offset() == 0 {
+        assert!(Instant::now() < deadline, "the transaction was never aborted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(partition.last_stable_offset(), partition.high_watermark(), "the abort marker let the LSO advance");
+    let error = producer.commit_transaction(T).expect_err("the timed-out producer cannot commit");
+    assert!(error.rdkafka_error_code().is_some(), "{error:?}");
+    let b = bootstrap.clone();
+    let committed = tokio::task::spawn_blocking(move || read_all(&b, "slow", 1, "read_committed", 0)).await.expect("reader");
+    assert!(committed.get(&0).is_none_or(Vec::is_empty), "nothing of the aborted transaction is visible");
+}
