@@ -17,12 +17,12 @@ usage: bench/run.sh [--quick] [--rounds N] [--kafka-version V] [--out FILE] [--k
 
   --quick            1 round with small counts (a check of the harness, not a measurement)
   --rounds N         rounds of (semel, Kafka) sessions; the table shows medians [default: 3]
-  --kafka-version V  Apache Kafka release from Maven Central [default: $KAFKA_VERSION or 4.1.1]
+  --kafka-version V  Apache Kafka release from Maven Central [default: $KAFKA_VERSION or 4.4.0]
   --out FILE         where to write the report [default: docs/performance.md]
   --keep             keep the work directory (broker logs, raw results) instead of deleting it
 
 environment: RECORDS (per produce/consume run; default 1000000, --quick 200000), PERF_RECORDS
-(per kafka-producer-perf-test run; default RECORDS/2), E2E_RATE (records/s; default 1000),
+(per kafka-producer-perf-test run; default RECORDS/4), E2E_RATE (records/s; default 1000),
 E2E_SECS (default 15, --quick 5), BENCH_TMP (parent
 of the work directory, default $TMPDIR or /tmp), KAFKA_HEAP_OPTS (default -Xmx1G -Xms1G, as
 kafka-server-start.sh)
@@ -34,7 +34,7 @@ CACHE=$ROOT/bench/.cache
 QUICK=0
 ROUNDS=
 KEEP=0
-KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
+KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 OUT=$ROOT/docs/performance.md
 INVOCATION="bench/run.sh $*"
 while (($#)); do
@@ -56,7 +56,7 @@ else
   ROUNDS=${ROUNDS:-3} RECORDS=${RECORDS:-1000000} E2E_SECS=${E2E_SECS:-15}
 fi
 E2E_RATE=${E2E_RATE:-1000}
-PERF_RECORDS=${PERF_RECORDS:-$((RECORDS / 2))}
+PERF_RECORDS=${PERF_RECORDS:-$((RECORDS / 4))}
 WARMUP_RECORDS=$((RECORDS / 5))
 PARTITIONS=6
 RECORD_SIZE=1024

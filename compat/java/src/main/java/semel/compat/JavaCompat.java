@@ -501,6 +501,7 @@ public final class JavaCompat {
                     @Override
                     public void onPartitionsAssigned(Collection<TopicPartition> parts) {
                         parts.forEach(tp -> owned.add(tp.partition()));
+                        parts.forEach(tp -> first.remove(tp.partition())); // first offset of this ownership
                         event("assigned " + nums(parts) + " -> owns " + new TreeSet<>(owned));
                     }
 
@@ -748,7 +749,15 @@ public final class JavaCompat {
     /** By topic id: Metadata v12 with topic ids (the Java client sends name "" next to the id). */
     static String c3DescribeById() throws Exception {
         expect(adminId != null, "topic not created (the create check failed)");
-        TopicDescription byId = get(admin.describeTopics(TopicCollection.ofTopicIds(List.of(adminId))).topicIdValues().get(adminId));
+        TopicDescription byId;
+        try {
+            byId = get(admin.describeTopics(TopicCollection.ofTopicIds(List.of(adminId))).topicIdValues().get(adminId));
+        } catch (IllegalStateException e) {
+            // MetadataResponse.errorsByTopicId throws this for a response topic whose id is zero.
+            throw new CheckFailed("the client could not read the Metadata response: IllegalStateException '" + e.getMessage()
+                    + "' (MetadataResponse.errorsByTopicId: a topic in the answer to a Metadata request by topic id"
+                    + " (v12, topic id " + adminId + ", name \"\") carries the zero topic id)");
+        }
         expect(T_ADMIN.equals(byId.name()) && adminId.equals(byId.topicId()) && byId.partitions().size() == 3, "describeTopics by id: " + byId);
         return adminId + " -> " + byId.name() + ", " + byId.partitions().size() + " partitions";
     }
