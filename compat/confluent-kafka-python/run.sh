@@ -140,7 +140,7 @@ import time
 import traceback
 
 import confluent_kafka
-from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException,
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, Consumer, IsolationLevel, KafkaError, KafkaException,
                              Producer, TopicPartition, TIMESTAMP_CREATE_TIME)
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, NewTopic, OffsetSpec, ResourceType)
@@ -198,12 +198,14 @@ def producer(**extra):
     return Producer(conf)
 
 
-def consumer():
+def consumer(**extra):
     # confluent-kafka refuses to build a consumer without group.id; the group is never
     # joined (assign() only) and nothing is committed.
-    return Consumer({"bootstrap.servers": BOOT, "group.id": "semel-compat-unused",
-                     "enable.auto.commit": False, "enable.auto.offset.store": False,
-                     "auto.offset.reset": "earliest", "enable.partition.eof": True})
+    conf = {"bootstrap.servers": BOOT, "group.id": "semel-compat-unused",
+            "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest", "enable.partition.eof": True}
+    conf.update(extra)
+    return Consumer(conf)
 
 
 def wait_all(futures, timeout=30):
@@ -281,10 +283,11 @@ def produce_all(p, topic, msgs):
     return reports
 
 
-def consume_partitions(topic, expected_counts, start=OFFSET_BEGINNING, timeout=90):
+def consume_partitions(topic, expected_counts, start=OFFSET_BEGINNING, timeout=90, **conf):
     """assign() every partition in expected_counts at `start`, read until each partition hit
-    EOF with at least its expected count. Returns {partition: [Message]}."""
-    c = consumer()
+    EOF with at least its expected count. Returns {partition: [Message]}. `conf`: more
+    consumer settings (isolation.level)."""
+    c = consumer(**conf)
     try:
         c.assign([TopicPartition(topic, p, start) for p in expected_counts])
         got = {p: [] for p in expected_counts}
@@ -736,26 +739,346 @@ def c_idem_on_disk():
             f"codecs {[names.get(c, c) for c in codecs]}")
 
 
-def c_transactional_refused():
-    """Transactions are not implemented: semel answers InitProducerId with a transactional id
-    with TRANSACTIONAL_ID_AUTHORIZATION_FAILED. init_transactions() must fail with that error
-    well within its timeout instead of retrying until it times out."""
-    timeout = 10
-    p = Producer({"bootstrap.servers": BOOT, "transactional.id": "semel-compat-txn",
-                  "message.timeout.ms": 10000})
-    t0 = time.monotonic()
+# ------------------------------------------------------------------------- transactions
+
+T_TXN = "ck-txn"
+READ_COMMITTED = {"isolation.level": "read_committed"}
+READ_UNCOMMITTED = {"isolation.level": "read_uncommitted"}
+TXN = {}  # what the commit/abort check saw, for the checks after it
+
+
+def txn_producer(txn_id, **extra):
+    """A transactional producer (librdkafka turns idempotence on by itself)."""
+    conf = {"bootstrap.servers": BOOT, "transactional.id": txn_id, "linger.ms": 5}
+    conf.update(extra)
+    return Producer(conf)
+
+
+def txn_messages(tag, per_partition, partitions=PARTITIONS):
+    return [{"partition": p, "key": f"{tag}-{p}-{i}".encode(), "value": f"{tag} value {p}/{i}".encode(),
+             "headers": [("txn", tag.encode())], "ts": NOW_MS + i}
+            for i in range(per_partition) for p in range(partitions)]
+
+
+def offsets_by_partition(msgs, reports):
+    out = {}
+    for m, (part, off) in zip(msgs, reports):
+        expect(part == m["partition"], f"{m['key']!r} went to partition {part}, not {m['partition']}")
+        out.setdefault(part, []).append(off)
+    return out
+
+
+def latest_offsets(topic, partitions, isolation):
+    """AdminClient.list_offsets(latest) with an isolation level: {partition: offset}."""
+    req = {TopicPartition(topic, p): OffsetSpec.latest() for p in range(partitions)}
+    res = wait_all(admin().list_offsets(req, isolation_level=isolation, request_timeout=30))
+    return {tp.partition: info.offset for tp, info in res.items()}
+
+
+def watermarks(topic, partitions, **conf):
+    """consumer.get_watermark_offsets (ListOffsets with the consumer's isolation.level)."""
+    c = consumer(**conf)
     try:
-        p.init_transactions(timeout)
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10) for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def values(got):
+    return {p: [(m.offset(), m.value()) for m in ms] for p, ms in got.items()}
+
+
+def c_txn_commit_abort():
+    """One transactional producer, 3 partitions: commits 10 records per partition, aborts 10
+    per partition, commits 5 per partition. Each transaction ends with a control record
+    (marker) in every partition it wrote to, which takes an offset: the data offsets are
+    0-9, 11-20 and 22-26, the markers 10, 21 and 27. While the aborted transaction is still
+    open (its records flushed), the last stable offset is 11 and the high watermark 21: a
+    read_committed consumer stops at 11, list_offsets says so."""
+    create_topic(T_TXN, PARTITIONS)
+    errors = []
+    p = txn_producer("ck-txn-commit-abort", error_cb=errors.append)
+    p.init_transactions(30)
+    batches = [("commit1", 10, True), ("abort", 10, False), ("commit2", 5, True)]
+    offsets = {}
+    for tag, n, commit in batches:
+        msgs = txn_messages(tag, n)
+        p.begin_transaction()
+        reports = produce_all(p, T_TXN, msgs)  # flushed: the records are in the log
+        offsets[tag] = offsets_by_partition(msgs, reports)
+        TXN[tag] = msgs
+        if tag == "abort":
+            # The transaction is open: look at the offsets and at a read_committed consumer.
+            TXN["open"] = {
+                "wm_committed": watermarks(T_TXN, PARTITIONS, **READ_COMMITTED),
+                "wm_uncommitted": watermarks(T_TXN, PARTITIONS, **READ_UNCOMMITTED),
+                "lo_committed": latest_offsets(T_TXN, PARTITIONS, IsolationLevel.READ_COMMITTED),
+                "lo_uncommitted": latest_offsets(T_TXN, PARTITIONS, IsolationLevel.READ_UNCOMMITTED),
+                "consumed": values(consume_partitions(T_TXN, {q: 10 for q in range(PARTITIONS)},
+                                                      timeout=30, **READ_COMMITTED)),
+            }
+        if commit:
+            p.commit_transaction(30)
+        else:
+            p.abort_transaction(30)
+    fatal = [e for e in errors if e.fatal()]
+    expect(not fatal, f"fatal producer error: {fatal[0].name()}: {fatal[0].str()}" if fatal else "")
+    want = {"commit1": list(range(0, 10)), "abort": list(range(11, 21)), "commit2": list(range(22, 27))}
+    for tag, offs in offsets.items():
+        for q in range(PARTITIONS):
+            expect(offs.get(q) == want[tag], f"{tag} transaction, partition {q}: delivery offsets {offs.get(q)}, "
+                                             f"expected {want[tag]} (one offset per marker)")
+    return f"3 transactions, delivery offsets per partition 0-9, 11-20, 22-26"
+
+
+def c_txn_open_lso():
+    expect("open" in TXN, "the commit/abort check did not get to the open transaction")
+    o = TXN["open"]
+    for q in range(PARTITIONS):
+        expect(o["wm_committed"][q] == (0, 11), f"partition {q}: get_watermark_offsets with isolation.level="
+               f"read_committed = {o['wm_committed'][q]}, expected (0, 11) (the last stable offset)")
+        expect(o["wm_uncommitted"][q] == (0, 21), f"partition {q}: get_watermark_offsets with isolation.level="
+               f"read_uncommitted = {o['wm_uncommitted'][q]}, expected (0, 21) (the high watermark)")
+        expect(o["lo_committed"][q] == 11, f"partition {q}: list_offsets latest READ_COMMITTED = "
+                                           f"{o['lo_committed'][q]}, expected 11")
+        expect(o["lo_uncommitted"][q] == 21, f"partition {q}: list_offsets latest READ_UNCOMMITTED = "
+                                             f"{o['lo_uncommitted'][q]}, expected 21")
+        want = [(i, m["value"]) for i, m in enumerate(m for m in TXN["commit1"] if m["partition"] == q)]
+        expect(o["consumed"][q] == want, f"partition {q}: a read_committed consumer read "
+               f"{[off for off, _ in o['consumed'][q]]} before the end of the partition, expected offsets 0-9")
+    return "LSO 11 / high watermark 21 per partition; read_committed reads offsets 0-9 then EOF"
+
+
+def c_txn_read_committed():
+    expect("commit2" in TXN, "the commit/abort check did not complete")
+    got = consume_partitions(T_TXN, {q: 15 for q in range(PARTITIONS)}, **READ_COMMITTED)
+    for q in range(PARTITIONS):
+        want = [(off, m["value"]) for off, m in zip(list(range(0, 10)) + list(range(22, 27)),
+                                                      [m for m in TXN["commit1"] + TXN["commit2"] if m["partition"] == q])]
+        expect(values(got)[q] == want, f"partition {q}: read_committed read {len(got[q])} records at offsets "
+                                       f"{[m.offset() for m in got[q]]}, expected the 15 committed ones at 0-9, 22-26")
+        for m in got[q]:
+            expect(m.headers() == [("txn", b"commit1" if m.offset() < 10 else b"commit2")],
+                   f"partition {q} offset {m.offset()}: headers {m.headers()}")
+    return f"{sum(len(v) for v in got.values())} records, 15 per partition in order, none of the aborted"
+
+
+def c_txn_read_uncommitted():
+    expect("commit2" in TXN, "the commit/abort check did not complete")
+    got = consume_partitions(T_TXN, {q: 25 for q in range(PARTITIONS)}, **READ_UNCOMMITTED)
+    for q in range(PARTITIONS):
+        want = [(off, m["value"]) for off, m in zip(list(range(0, 10)) + list(range(11, 21)) + list(range(22, 27)),
+                                                      [m for m in TXN["commit1"] + TXN["abort"] + TXN["commit2"]
+                                                       if m["partition"] == q])]
+        expect(values(got)[q] == want, f"partition {q}: read_uncommitted read {len(got[q])} records at offsets "
+                                       f"{[m.offset() for m in got[q]]}, expected 25 at 0-9, 11-20, 22-26")
+    return f"{sum(len(v) for v in got.values())} data records (aborted ones included), no control record"
+
+
+def c_txn_offsets():
+    """Once every transaction is complete the last stable offset is the high watermark, and
+    both count the markers: 25 data records + 3 markers = 28 per partition."""
+    expect("commit2" in TXN, "the commit/abort check did not complete")
+    wc = watermarks(T_TXN, PARTITIONS, **READ_COMMITTED)
+    wu = watermarks(T_TXN, PARTITIONS, **READ_UNCOMMITTED)
+    lc = latest_offsets(T_TXN, PARTITIONS, IsolationLevel.READ_COMMITTED)
+    lu = latest_offsets(T_TXN, PARTITIONS, IsolationLevel.READ_UNCOMMITTED)
+    req = {TopicPartition(T_TXN, q): OffsetSpec.earliest() for q in range(PARTITIONS)}
+    le = {tp.partition: i.offset for tp, i in wait_all(admin().list_offsets(
+        req, isolation_level=IsolationLevel.READ_COMMITTED, request_timeout=30)).items()}
+    for q in range(PARTITIONS):
+        expect(wc[q] == (0, 28) and wu[q] == (0, 28), f"partition {q}: get_watermark_offsets read_committed "
+               f"{wc[q]}, read_uncommitted {wu[q]}, expected (0, 28) for both")
+        expect(lc[q] == 28 and lu[q] == 28, f"partition {q}: list_offsets latest READ_COMMITTED {lc[q]}, "
+                                            f"READ_UNCOMMITTED {lu[q]}, expected 28 for both")
+        expect(le[q] == 0, f"partition {q}: list_offsets earliest READ_COMMITTED {le[q]}, expected 0")
+    return "watermarks (0, 28) and latest 28 with both isolation levels, earliest 0"
+
+
+def c_txn_fencing():
+    """A second producer with the same transactional.id fences the first: its
+    init_transactions() aborts the first one's open transaction and bumps the epoch; the
+    first producer's next transactional operation fails with a fatal (fenced) error."""
+    topic = "ck-txn-fence"
+    create_topic(topic, 1)
+    errors1 = []
+    p1 = txn_producer("ck-txn-fenced", error_cb=errors1.append)
+    p1.init_transactions(30)
+    p1.begin_transaction()
+    produce_all(p1, topic, [{"partition": 0, "key": b"p1", "value": b"p1 before", "headers": [], "ts": NOW_MS}])
+    p2 = txn_producer("ck-txn-fenced")
+    t0 = time.monotonic()
+    p2.init_transactions(30)
+    took_init = time.monotonic() - t0
+    # p1 goes on with its transaction: a record, then a commit.
+    err = None
+    where = None
+    try:
+        p1.produce(topic, key=b"p1", value=b"p1 after", partition=0)
+        p1.flush(10)
+        where = "commit_transaction"
+        p1.commit_transaction(10)
     except KafkaException as e:
-        took = time.monotonic() - t0
         err = e.args[0]
-        expect(isinstance(err, KafkaError), f"init_transactions raised {e!r} without a KafkaError")
-        expect(err.code() != KafkaError._TIMED_OUT,
-               f"init_transactions timed out after {took:.1f}s ({err.name()}: {err.str()}) instead of failing")
-        expect(took < timeout, f"init_transactions failed only after {took:.1f}s: {err.name()}: {err.str()}")
-        return (f"{err.name()} after {took:.1f}s, fatal={err.fatal()}, retriable={err.retriable()}, "
-                f"txn_requires_abort={err.txn_requires_abort()}: {err.str()}")
-    raise CheckFailed(f"init_transactions({timeout}) succeeded but transactions are not implemented")
+        where = where or "produce"
+    expect(err is not None, "the fenced producer's commit_transaction succeeded")
+    fenced_codes = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED}
+    expect(err.fatal() or err.txn_requires_abort() or err.code() in fenced_codes,
+           f"{where} failed with {err.name()} (fatal={err.fatal()}, txn_requires_abort={err.txn_requires_abort()}): "
+           f"{err.str()}, expected a fatal / fencing error")
+    # Any further operation fails too.
+    again = None
+    try:
+        p1.begin_transaction()
+    except KafkaException as e:
+        again = e.args[0]
+    if again is None:
+        try:
+            p1.abort_transaction(10)
+        except KafkaException as e:
+            again = e.args[0]
+    # The new producer works, and only its records are committed.
+    p2.begin_transaction()
+    produce_all(p2, topic, [{"partition": 0, "key": b"p2", "value": b"p2", "headers": [], "ts": NOW_MS}])
+    p2.commit_transaction(30)
+    got = consume_partitions(topic, {0: 1}, **READ_COMMITTED)
+    expect([m.value() for m in got[0]] == [b"p2"],
+           f"read_committed after fencing: {[m.value() for m in got[0]]}, expected [b'p2'] (p1's record aborted)")
+    fatal_cb = [e for e in errors1 if e.fatal()]
+    return (f"p2 init_transactions took {took_init:.1f}s; p1 {where}: {err.name()} fatal={err.fatal()} "
+            f"txn_requires_abort={err.txn_requires_abort()} ({err.str()[:100]}); then "
+            f"{again.name() if again else 'no error'}; error_cb fatal: {fatal_cb[0].name() if fatal_cb else 'none'}; "
+            f"read_committed sees only p2's record")
+
+
+def c_txn_consume_transform_produce():
+    """Exactly-once copy: a group consumer (read_committed, no auto commit) and a
+    transactional producer; each transaction produces the transformed records and commits
+    the consumer's positions with send_offsets_to_transaction (TxnOffsetCommit with the
+    consumer's group metadata, KIP-447). The third transaction is aborted (after its records
+    were flushed and its offsets sent), and the consumer rewinds to the committed offsets."""
+    from confluent_kafka.admin import ConsumerGroupTopicPartitions
+    t_in, t_out, group = "ck-ctp-in", "ck-ctp-out", "ck-ctp"
+    n_in = 200
+    create_topic(t_in, PARTITIONS)
+    create_topic(t_out, PARTITIONS)
+    inputs = [{"partition": i % PARTITIONS, "key": f"k{i}".encode(), "value": f"v{i}".encode(),
+               "headers": [], "ts": NOW_MS} for i in range(n_in)]
+    produce_all(producer(), t_in, inputs)
+    end = {q: len([m for m in inputs if m["partition"] == q]) for q in range(PARTITIONS)}
+    c = Consumer({"bootstrap.servers": BOOT, "group.id": group, "isolation.level": "read_committed",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    p = txn_producer("ck-ctp-txn")
+    p.init_transactions(30)
+    committed_txns = aborted_txns = aborted_records = 0
+    abort_check = None
+    try:
+        c.subscribe([t_in])
+        deadline = time.monotonic() + 120
+        n_txn = 0
+        while True:
+            expect(time.monotonic() < deadline, f"not done after 120s: {committed_txns} transactions committed, "
+                                                f"positions {[(tp.partition, tp.offset) for tp in c.position(c.assignment())]}")
+            msgs = c.consume(num_messages=30, timeout=1.0)
+            for m in msgs:
+                if m.error():
+                    raise KafkaException(m.error())
+            if not msgs:
+                pos = {tp.partition: tp.offset for tp in c.position(c.assignment())}
+                if len(pos) == PARTITIONS and all(pos[q] >= end[q] for q in end):
+                    break
+                continue
+            n_txn += 1
+            p.begin_transaction()
+            for m in msgs:
+                while True:
+                    try:
+                        p.produce(t_out, key=m.key(), value=b"T(" + m.value() + b")", partition=m.partition())
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+            positions = [tp for tp in c.position(c.assignment()) if tp.offset >= 0]
+            p.send_offsets_to_transaction(positions, c.consumer_group_metadata(), 30)
+            if n_txn == 3:
+                before = {tp.partition: tp.offset for tp in c.committed(c.assignment(), timeout=10)}
+                expect(p.flush(30) == 0, "records of the transaction to abort not delivered")
+                p.abort_transaction(30)
+                aborted_txns += 1
+                aborted_records += len(msgs)
+                committed = c.committed(c.assignment(), timeout=10)
+                after = {tp.partition: tp.offset for tp in committed}
+                abort_check = (before, after)
+                expect(after == before, f"committed offsets changed by an aborted transaction: {before} -> {after}")
+                for tp in committed:
+                    c.seek(TopicPartition(t_in, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING))
+            else:
+                p.commit_transaction(30)
+                committed_txns += 1
+    finally:
+        c.close()
+    expect(aborted_txns == 1, f"{aborted_txns} transactions aborted (the input was consumed in fewer than 3?)")
+    out_counts = {q: end[q] for q in range(PARTITIONS)}
+    got = consume_partitions(t_out, out_counts, **READ_COMMITTED)
+    for q in range(PARTITIONS):
+        want = [b"T(" + m["value"] + b")" for m in inputs if m["partition"] == q]
+        have = [m.value() for m in got[q]]
+        dup = len(have) - len(set(have))
+        expect(have == want, f"output partition {q} (read_committed): {len(have)} records, {dup} duplicates, "
+                             f"expected the {len(want)} transformed input records in order")
+    raw = consume_partitions(t_out, out_counts, **READ_UNCOMMITTED)
+    n_raw = sum(len(v) for v in raw.values())
+    res = admin().list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)
+    offs = {tp.partition: tp.offset for tp in res[group].result(30).topic_partitions if tp.topic == t_in}
+    expect(offs == end, f"group {group} committed offsets {offs}, expected the input's end offsets {end}")
+    return (f"{committed_txns} transactions committed, 1 aborted ({aborted_records} records, committed offsets "
+            f"unchanged {abort_check[0]}); output read_committed: {n_in} records, no duplicate; read_uncommitted: "
+            f"{n_raw}; group offsets = end offsets {end}")
+
+
+def c_txn_timeout():
+    """A transaction left open past transaction.timeout.ms (3 s) is aborted by the broker:
+    the last stable offset moves past it within ~15 s (read_committed latest offset = high
+    watermark, which then includes the abort marker), a read_committed consumer reads the
+    record produced after it, and the producer's commit_transaction fails."""
+    topic = "ck-txn-timeout"
+    create_topic(topic, 1)
+    errors = []
+    p = txn_producer("ck-txn-timeout", **{"transaction.timeout.ms": 3000, "error_cb": errors.append})
+    p.init_transactions(30)
+    p.begin_transaction()
+    produce_all(p, topic, [{"partition": 0, "key": b"open", "value": b"open %d" % i, "headers": [], "ts": NOW_MS}
+                           for i in range(5)])
+    t0 = time.monotonic()
+    produce_all(producer(), topic, [{"partition": 0, "key": b"plain", "value": b"after the open transaction",
+                                     "headers": [], "ts": NOW_MS}])
+    lc = latest_offsets(topic, 1, IsolationLevel.READ_COMMITTED)[0]
+    lu = latest_offsets(topic, 1, IsolationLevel.READ_UNCOMMITTED)[0]
+    stuck = (lc, lu)
+    expect(lc == 0 and lu == 6, f"with the transaction open: list_offsets latest READ_COMMITTED {lc}, "
+                                f"READ_UNCOMMITTED {lu}, expected 0 and 6 (aborted already?)")
+    while True:
+        took = time.monotonic() - t0
+        lc = latest_offsets(topic, 1, IsolationLevel.READ_COMMITTED)[0]
+        lu = latest_offsets(topic, 1, IsolationLevel.READ_UNCOMMITTED)[0]
+        if lc == lu and lu > 6:
+            break
+        expect(took < 15, f"15 s after the transaction began the last stable offset is still {lc} "
+                          f"(high watermark {lu}): the open transaction was not aborted")
+        time.sleep(0.2)
+    wc = watermarks(topic, 1, **READ_COMMITTED)[0]
+    expect(wc == (0, 7), f"get_watermark_offsets read_committed {wc}, expected (0, 7)")
+    got = consume_partitions(topic, {0: 1}, timeout=30, **READ_COMMITTED)
+    expect([(m.offset(), m.value()) for m in got[0]] == [(5, b"after the open transaction")],
+           f"read_committed read {[(m.offset(), m.value()) for m in got[0]]}, expected only offset 5")
+    err = None
+    try:
+        p.commit_transaction(10)
+    except KafkaException as e:
+        err = e.args[0]
+    expect(err is not None, "commit_transaction of the timed-out (aborted) transaction succeeded")
+    return (f"LSO {stuck[0]} (high watermark {stuck[1]}) while open, = high watermark {lu} after {took:.1f}s; "
+            f"read_committed reads past it; commit_transaction: {err.name()} fatal={err.fatal()} "
+            f"txn_requires_abort={err.txn_requires_abort()} ({err.str()[:100]})")
 
 
 print(f"# confluent-kafka {importlib.metadata.version('confluent-kafka')}, librdkafka {confluent_kafka.libversion()[0]}", flush=True)
@@ -779,7 +1102,14 @@ check("produce to a non-existent partition fails cleanly", c_produce_bad_partiti
 check(f"idempotence: produce 20k enable.idempotence=True acks=all compression={IDEM_CODEC}", c_idem_produce)
 check("idempotence: consume assign(): exact content, per-partition order, no duplicates", c_idem_consume)
 check("idempotence: stored batches carry one producer id >= 0, base sequences gapless per partition", c_idem_on_disk)
-check("transactions (not implemented): init_transactions(10) with transactional.id fails fast with a KafkaError", c_transactional_refused)
+check("transactions: commit 10 / abort 10 / commit 5 per partition across 3 partitions, delivery offsets skip the markers", c_txn_commit_abort)
+check("transactions: while a transaction is open, read_committed stops at the LSO (watermarks, list_offsets by isolation level)", c_txn_open_lso)
+check("transactions: read_committed consumer reads exactly the 45 committed records, 15 per partition in order", c_txn_read_committed)
+check("transactions: read_uncommitted consumer reads all 75 data records, no control record", c_txn_read_uncommitted)
+check("transactions: after commit/abort, LSO = high watermark incl. markers (watermarks, list_offsets by isolation level)", c_txn_offsets)
+check("transactions: a second producer with the same transactional.id fences the first (fatal error on its next operation)", c_txn_fencing)
+check("transactions: consume-transform-produce with send_offsets_to_transaction, one abort + rewind: 200 records exactly once", c_txn_consume_transform_produce)
+check("transactions: an open transaction times out (transaction.timeout.ms=3000): aborted, LSO advances, commit fails", c_txn_timeout)
 PY
 rc=${PIPESTATUS[0]}
 set -e

@@ -219,3 +219,76 @@ async fn a_transaction_past_its_timeout_is_aborted_and_the_producer_fenced() {
     let committed = tokio::task::spawn_blocking(move || read_all(&b, "slow", 1, "read_committed", 0)).await.expect("reader");
     assert!(committed.get(&0).is_none_or(Vec::is_empty), "nothing of the aborted transaction is visible");
 }
+
+/// KIP-664: an open transaction is listed, described, its producer shown on the partition,
+/// and an ABORT written with WriteTxnMarkers (`kafka-transactions abort`) releases the LSO.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_transactions_can_be_listed_described_and_aborted_by_hand() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = TestBroker::start().await;
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "ops", 1, &[]).await;
+    let producer = txn_producer(&bootstrap, "hanging", &[]);
+    producer.init_transactions(T).expect("init");
+    producer.begin_transaction().expect("begin");
+    send_values(&producer, "ops", 1, "open", 2).await;
+
+    let mut client = common::raw::RawClient::connect(&bootstrap).await;
+    let listed: ListTransactionsResponse = client
+        .call(
+            ApiKey::ListTransactions,
+            1,
+            &ListTransactionsRequest::default()
+                .with_state_filters(vec![StrBytes::from_static_str("Ongoing"), StrBytes::from_static_str("Nonsense")])
+                .with_duration_filter(-1),
+        )
+        .await;
+    assert_eq!(listed.transaction_states.len(), 1);
+    assert_eq!(listed.transaction_states[0].transactional_id.0.as_str(), "hanging");
+    assert_eq!(listed.unknown_state_filters.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["Nonsense"]);
+    let described: DescribeTransactionsResponse = client
+        .call(
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(StrBytes::from_static_str("hanging")),
+                TransactionalId(StrBytes::from_static_str("nobody")),
+            ]),
+        )
+        .await;
+    let open = &described.transaction_states[0];
+    assert_eq!((open.error_code, open.transaction_state.as_str()), (0, "Ongoing"));
+    assert_eq!(open.topics[0].topic.0.as_str(), "ops");
+    assert_eq!(described.transaction_states[1].error_code, 105, "TRANSACTIONAL_ID_NOT_FOUND");
+    let producers: DescribeProducersResponse = client
+        .call(
+            ApiKey::DescribeProducers,
+            0,
+            &DescribeProducersRequest::default().with_topics(vec![describe_producers_request::TopicRequest::default()
+                .with_name(TopicName(StrBytes::from_static_str("ops")))
+                .with_partition_indexes(vec![0])]),
+        )
+        .await;
+    let active = &producers.topics[0].partitions[0].active_producers[0];
+    assert_eq!((active.producer_id.0, active.current_txn_start_offset, active.last_sequence), (open.producer_id.0, 0, 1));
+
+    let partition = broker.broker.as_ref().expect("running").state().metadata.topic("ops").expect("topic").partitions[0].clone();
+    assert_eq!(partition.last_stable_offset(), 0);
+    let marker = write_txn_markers_request::WritableTxnMarker::default()
+        .with_producer_id(open.producer_id)
+        .with_producer_epoch(open.producer_epoch)
+        .with_transaction_result(false)
+        .with_coordinator_epoch(0)
+        .with_topics(vec![write_txn_markers_request::WritableTxnMarkerTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("ops")))
+            .with_partition_indexes(vec![0])]);
+    let written: WriteTxnMarkersResponse =
+        client.call(ApiKey::WriteTxnMarkers, 1, &WriteTxnMarkersRequest::default().with_markers(vec![marker.clone()])).await;
+    assert_eq!(written.markers[0].topics[0].partitions[0].error_code, 0);
+    assert_eq!(partition.last_stable_offset(), partition.high_watermark(), "the hanging transaction no longer holds the LSO");
+    let stale = marker.with_producer_epoch(open.producer_epoch - 1);
+    let written: WriteTxnMarkersResponse =
+        client.call(ApiKey::WriteTxnMarkers, 1, &WriteTxnMarkersRequest::default().with_markers(vec![stale])).await;
+    assert_eq!(written.markers[0].topics[0].partitions[0].error_code, 47, "an older epoch is refused");
+}

@@ -170,5 +170,9 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr,
         AddOffsetsToTxn => m::AddOffsetsToTxnRequest => handlers::txn::add_offsets,
         EndTxn => m::EndTxnRequest => handlers::txn::end_txn,
         TxnOffsetCommit => m::TxnOffsetCommitRequest => handlers::txn::txn_offset_commit,
+        DescribeProducers => m::DescribeProducersRequest => handlers::txn_admin::describe_producers,
+        DescribeTransactions => m::DescribeTransactionsRequest => handlers::txn_admin::describe_transactions,
+        ListTransactions => m::ListTransactionsRequest => handlers::txn_admin::list_transactions,
+        WriteTxnMarkers => m::WriteTxnMarkersRequest => handlers::txn_admin::write_txn_markers,
     }
 }

@@ -57,6 +57,11 @@ pub static SUPPORTED: &[Supported] = &[
     api(ApiKey::AddOffsetsToTxn, 0, 3),
     api(ApiKey::EndTxn, 0, 3),
     api(ApiKey::TxnOffsetCommit, 0, 3),
+    // Operating transactions (KIP-664). ListTransactions v2 adds an id pattern.
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
+    api(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The supported range of an API, if semel implements it.

@@ -293,6 +293,44 @@ impl Partition {
         self.lock_log().producers.first_unstable_offset().map_or(high_watermark, |first| first.min(high_watermark))
     }
 
+    /// Active producers of the partition (DescribeProducers): id, epoch, last sequence, last
+    /// timestamp, coordinator epoch, start offset of the open transaction (-1: none).
+    pub fn describe_producers(&self) -> Vec<(i64, i16, i32, i64, i32, i64)> {
+        let log = self.lock_log();
+        let mut producers: Vec<_> = log
+            .producers
+            .iter()
+            .map(|(id, e)| {
+                (
+                    *id,
+                    e.epoch,
+                    e.batches.back().map_or(-1, |b| b.last_seq),
+                    e.last_timestamp,
+                    e.coordinator_epoch,
+                    e.txn_first_offset.unwrap_or(-1),
+                )
+            })
+            .collect();
+        producers.sort_unstable();
+        producers
+    }
+
+    /// Checks a marker from outside the coordinator (WriteTxnMarkers, as `kafka-transactions
+    /// abort` sends it) against producer state, as Kafka's `appendEndTxnMarker` does.
+    pub(crate) fn check_external_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> Result<(), ExternalMarkerError> {
+        let log = self.lock_log();
+        match log.producers.get(producer_id) {
+            Some(e) if producer_epoch < e.epoch => Err(ExternalMarkerError::InvalidProducerEpoch),
+            Some(e) if coordinator_epoch < e.coordinator_epoch => Err(ExternalMarkerError::CoordinatorFenced),
+            _ => Ok(()),
+        }
+    }
+
     /// Appends a COMMIT or ABORT marker for `producer_id` and ends its transaction here.
     /// Returns the offset after the marker, to make durable before the transaction completes.
     pub(crate) fn write_marker(
@@ -351,6 +389,15 @@ impl Partition {
     pub(crate) fn health(&self) -> &LogDirHealth {
         &self.health
     }
+}
+
+/// Why a marker written from outside the coordinator was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ExternalMarkerError {
+    #[error("the marker's producer epoch is older than the producer's")]
+    InvalidProducerEpoch,
+    #[error("the marker's coordinator epoch is older than the last one seen")]
+    CoordinatorFenced,
 }
 
 #[derive(Debug, thiserror::Error)]

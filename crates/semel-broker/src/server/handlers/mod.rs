@@ -12,6 +12,7 @@ pub(crate) mod metadata;
 pub(crate) mod produce;
 pub(crate) mod topics;
 pub(crate) mod txn;
+pub(crate) mod txn_admin;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;

@@ -91,6 +91,8 @@ public final class JavaCompat {
     // ---------------------------------------------------------------------------- harness
 
     static final class CheckFailed extends Exception {
+        private static final long serialVersionUID = 1L;
+
         CheckFailed(String msg) {
             super(msg);
         }
@@ -355,11 +357,11 @@ public final class JavaCompat {
 
     /**
      * Polls {@code c} until {@code want} records arrived (at most {@code seconds}); checks that
-     * each partition's offsets follow each other from {@code start} and that the values are the
-     * expected ones. Returns partition -> count.
+     * each partition's offsets follow each other from {@code start} and that each record's
+     * {@code key=value} is the expected one. Returns partition -> count.
      */
     static Map<Integer, Integer> consumeExactly(KafkaConsumer<String, String> c, int want, Map<Integer, Long> start,
-            java.util.function.BiFunction<Integer, Long, String> expectedValue, int seconds) throws Exception {
+            java.util.function.BiFunction<Integer, Long, String> expected, int seconds) throws Exception {
         Map<Integer, Long> next = new HashMap<>(start);
         Map<Integer, Integer> counts = new TreeMap<>();
         int n = 0;
@@ -369,9 +371,10 @@ public final class JavaCompat {
                 long exp = next.getOrDefault(r.partition(), 0L);
                 expect(r.offset() == exp, "partition " + r.partition() + ": got offset " + r.offset() + ", expected " + exp
                         + (r.offset() < exp ? " (a record seen twice)" : " (records skipped)"));
-                String v = expectedValue.apply(r.partition(), r.offset());
-                expect(v != null && v.equals(r.value()), "partition " + r.partition() + " offset " + r.offset() + ": value '"
-                        + r.value() + "', expected '" + v + "'");
+                String wantKv = expected.apply(r.partition(), r.offset());
+                String got = r.key() + "=" + r.value();
+                expect(wantKv != null && wantKv.equals(got), "partition " + r.partition() + " offset " + r.offset() + ": key=value '"
+                        + got + "', expected '" + wantKv + "'");
                 next.put(r.partition(), exp + 1);
                 counts.merge(r.partition(), 1, Integer::sum);
                 n++;
@@ -396,12 +399,11 @@ public final class JavaCompat {
         mainConsumer.subscribe(List.of(T_MAIN));
         Map<Integer, Integer> counts = consumeExactly(mainConsumer, MAIN_N, Map.of(), (p, off) -> {
             List<Integer> l = mainLayout.get(p);
-            return l != null && off < l.size() ? mainValue(l.get(off.intValue())) : null;
+            return l != null && off < l.size() ? mainKey(l.get(off.intValue())) + "=" + mainValue(l.get(off.intValue())) : null;
         }, 90);
         Set<TopicPartition> assigned = mainConsumer.assignment();
         expect(assigned.equals(partitions(T_MAIN, MAIN_PARTS)), "assignment " + assigned);
-        // keys too, spot-checked through the layout: the value carries the index
-        return MAIN_N + " records, each once, offsets consecutive from 0 per partition, values as sent " + counts;
+        return MAIN_N + " records, each once, offsets consecutive from 0 per partition, keys and values as sent " + counts;
     }
 
     static String c1Commit() throws Exception {
@@ -451,7 +453,7 @@ public final class JavaCompat {
             c.subscribe(List.of(T_MAIN));
             Map<Integer, Integer> counts = consumeExactly(c, MAIN_PARTS * MAIN_MORE, start, (p, off) -> {
                 long k = off - mainCommitted.get(new TopicPartition(T_MAIN, p));
-                return k >= 0 && k < MAIN_MORE ? mainMore.get(p).get((int) k) : null;
+                return k >= 0 && k < MAIN_MORE ? "more-key=" + mainMore.get(p).get((int) k) : null;
             }, 60);
             c.commitSync(Duration.ofSeconds(30));
             c.close(Duration.ofSeconds(30));
@@ -902,6 +904,8 @@ public final class JavaCompat {
         return "10 records with timestamps base+0s..9s, offset 6 at base+60s: " + got.toString().trim();
     }
 
+    /** listConsumerGroups() is deprecated for removal in 4.x (listGroups replaces it) but still sent. */
+    @SuppressWarnings("removal")
     static String c3ListGroups() throws Exception {
         Map<String, GroupListing> all = get(admin.listGroups(ListGroupsOptions.forConsumerGroups()).all()).stream()
                 .collect(Collectors.toMap(GroupListing::groupId, g -> g, (a, b) -> a));
