@@ -895,10 +895,15 @@ def c_txn_offsets():
     return "watermarks (0, 28) and latest 28 with both isolation levels, earliest 0"
 
 
+FENCE = {}  # what the fencing scenario saw
+
+
 def c_txn_fencing():
     """A second producer with the same transactional.id fences the first: its
-    init_transactions() aborts the first one's open transaction and bumps the epoch; the
-    first producer's next transactional operation fails with a fatal (fenced) error."""
+    init_transactions() aborts the first one's open transaction and bumps the epoch. The
+    first producer then produces one more record and commits: the commit fails, and if
+    librdkafka only asks for an abort, abort_transaction() fails with a fatal error. The
+    new producer's transaction commits, and a read_committed consumer sees only its record."""
     topic = "ck-txn-fence"
     create_topic(topic, 1)
     errors1 = []
@@ -910,33 +915,36 @@ def c_txn_fencing():
     t0 = time.monotonic()
     p2.init_transactions(30)
     took_init = time.monotonic() - t0
-    # p1 goes on with its transaction: a record, then a commit.
-    err = None
-    where = None
-    try:
-        p1.produce(topic, key=b"p1", value=b"p1 after", partition=0)
-        p1.flush(10)
-        where = "commit_transaction"
-        p1.commit_transaction(10)
-    except KafkaException as e:
-        err = e.args[0]
-        where = where or "produce"
-    expect(err is not None, "the fenced producer's commit_transaction succeeded")
-    fenced_codes = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED}
-    expect(err.fatal() or err.txn_requires_abort() or err.code() in fenced_codes,
-           f"{where} failed with {err.name()} (fatal={err.fatal()}, txn_requires_abort={err.txn_requires_abort()}): "
-           f"{err.str()}, expected a fatal / fencing error")
-    # Any further operation fails too.
-    again = None
-    try:
-        p1.begin_transaction()
-    except KafkaException as e:
-        again = e.args[0]
-    if again is None:
+    # p1 goes on with its transaction: one more record, then a commit.
+    delivery = {}
+    steps = []  # (operation, KafkaError or None)
+
+    def on_delivery(err, m):
+        delivery["err"] = err
+
+    for op in ("produce", "commit_transaction", "abort_transaction", "begin_transaction"):
         try:
-            p1.abort_transaction(10)
+            if op == "produce":
+                p1.produce(topic, key=b"p1", value=b"p1 after", partition=0, on_delivery=on_delivery)
+                p1.flush(10)
+            elif op == "begin_transaction":
+                p1.begin_transaction()
+            else:
+                getattr(p1, op)(10)
+            steps.append((op, None))
         except KafkaException as e:
-            again = e.args[0]
+            steps.append((op, e.args[0]))
+        if steps[-1][1] is not None and steps[-1][1].fatal():
+            break
+    FENCE["delivery"] = delivery.get("err")
+    FENCE["steps"] = steps
+    desc = "; ".join(f"{op}: {err.name() + (' (fatal)' if err.fatal() else ' (abortable)' if err.txn_requires_abort() else '') if err else 'ok'}"
+                     for op, err in steps)
+    FENCE["desc"] = desc
+    commit_err = dict(steps).get("commit_transaction")
+    expect(commit_err is not None, f"the fenced producer's commit_transaction succeeded ({desc})")
+    expect(any(err is not None and err.fatal() for _, err in steps),
+           f"the fenced producer never got a fatal error ({desc})")
     # The new producer works, and only its records are committed.
     p2.begin_transaction()
     produce_all(p2, topic, [{"partition": 0, "key": b"p2", "value": b"p2", "headers": [], "ts": NOW_MS}])
@@ -944,11 +952,24 @@ def c_txn_fencing():
     got = consume_partitions(topic, {0: 1}, **READ_COMMITTED)
     expect([m.value() for m in got[0]] == [b"p2"],
            f"read_committed after fencing: {[m.value() for m in got[0]]}, expected [b'p2'] (p1's record aborted)")
-    fatal_cb = [e for e in errors1 if e.fatal()]
-    return (f"p2 init_transactions took {took_init:.1f}s; p1 {where}: {err.name()} fatal={err.fatal()} "
-            f"txn_requires_abort={err.txn_requires_abort()} ({err.str()[:100]}); then "
-            f"{again.name() if again else 'no error'}; error_cb fatal: {fatal_cb[0].name() if fatal_cb else 'none'}; "
-            f"read_committed sees only p2's record")
+    return (f"p2 init_transactions took {took_init:.1f}s; p1: {desc}; read_committed sees only p2's record")
+
+
+def c_txn_fencing_produce_error():
+    """What Kafka answers a fenced producer's Produce: INVALID_PRODUCER_EPOCH (the log's
+    producer state, or KIP-890 verification mapping PRODUCER_FENCED to it), which
+    librdkafka turns into the fatal _FENCED error at once (rd_kafka_handle_Produce_error)."""
+    expect("steps" in FENCE, "the fencing check did not get that far")
+    fenced = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED}
+    d = FENCE["delivery"]
+    first = next((err for _, err in FENCE["steps"] if err is not None), None)
+    expect(d is None or d.code() in fenced,
+           f"the fenced producer's record failed with {d.name()}: {d.str()} "
+           f"(Kafka: INVALID_PRODUCER_EPOCH, librdkafka then raises the fatal _FENCED); {FENCE['desc']}")
+    expect(first is not None and first.fatal() and first.code() in fenced,
+           f"first error of the fenced producer: {first.name() if first else None} "
+           f"(fatal={first.fatal() if first else None}), expected a fatal _FENCED; {FENCE['desc']}")
+    return f"record: {d.name() if d else 'no error'}; {FENCE['desc']}"
 
 
 def c_txn_consume_transform_produce():
@@ -957,7 +978,7 @@ def c_txn_consume_transform_produce():
     the consumer's positions with send_offsets_to_transaction (TxnOffsetCommit with the
     consumer's group metadata, KIP-447). The third transaction is aborted (after its records
     were flushed and its offsets sent), and the consumer rewinds to the committed offsets."""
-    from confluent_kafka.admin import ConsumerGroupTopicPartitions
+    from confluent_kafka import ConsumerGroupTopicPartitions
     t_in, t_out, group = "ck-ctp-in", "ck-ctp-out", "ck-ctp"
     n_in = 200
     create_topic(t_in, PARTITIONS)
@@ -1108,6 +1129,7 @@ check("transactions: read_committed consumer reads exactly the 45 committed reco
 check("transactions: read_uncommitted consumer reads all 75 data records, no control record", c_txn_read_uncommitted)
 check("transactions: after commit/abort, LSO = high watermark incl. markers (watermarks, list_offsets by isolation level)", c_txn_offsets)
 check("transactions: a second producer with the same transactional.id fences the first (fatal error on its next operation)", c_txn_fencing)
+check("transactions: the fenced producer's next Produce is refused as by Kafka (INVALID_PRODUCER_EPOCH: librdkafka's fatal _FENCED at once)", c_txn_fencing_produce_error)
 check("transactions: consume-transform-produce with send_offsets_to_transaction, one abort + rewind: 200 records exactly once", c_txn_consume_transform_produce)
 check("transactions: an open transaction times out (transaction.timeout.ms=3000): aborted, LSO advances, commit fails", c_txn_timeout)
 PY

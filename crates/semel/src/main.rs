@@ -2,6 +2,7 @@
 
 mod bench;
 mod serve;
+mod txn;
 
 use clap::{Parser, Subcommand};
 
@@ -22,6 +23,8 @@ enum Command {
     /// Measure produce or consume throughput and latency against any Kafka-compatible broker.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// List, describe and abort transactions (like kafka-transactions.sh).
+    Txn(txn::TxnArgs),
 }
 
 fn init_logging(json: bool) {
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(command) => bench::run(command).await,
+            Command::Txn(args) => txn::run(args).await,
         }
     });
     match result {
