@@ -418,3 +418,31 @@ async fn find_coordinator_names_this_broker_in_every_version() {
     let response: FindCoordinatorResponse = client.call(ApiKey::FindCoordinator, 2, &bad).await;
     assert_eq!(response.error_code, 42);
 }
+
+/// Metadata v10+ by topic id: the Java client sends the id with an empty (not null) name.
+#[tokio::test]
+async fn metadata_finds_topics_by_id() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    assert_eq!(
+        create(&mut client, CreatableTopic::default().with_name(name("by-id")).with_num_partitions(2).with_replication_factor(1)).await,
+        0
+    );
+    let by_name: MetadataResponse = client
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("by-id")))])),
+        )
+        .await;
+    let id = by_name.topics[0].topic_id;
+    let wanted = metadata_request::MetadataRequestTopic::default().with_topic_id(id).with_name(Some(name("")));
+    let by_id: MetadataResponse = client.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![wanted]))).await;
+    let topic = &by_id.topics[0];
+    assert_eq!((topic.error_code, topic.topic_id, topic.partitions.len()), (0, id, 2));
+    assert_eq!(topic.name.as_ref().map(|n| n.0.to_string()), Some("by-id".to_string()));
+    let unknown = metadata_request::MetadataRequestTopic::default().with_topic_id(uuid::Uuid::new_v4()).with_name(Some(name("")));
+    let response: MetadataResponse = client.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(Some(vec![unknown]))).await;
+    assert_eq!(response.topics[0].error_code, 100, "UNKNOWN_TOPIC_ID");
+}

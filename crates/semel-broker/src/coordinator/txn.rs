@@ -175,6 +175,17 @@ pub enum InitOutcome {
     Aborting(Durable, Completion),
 }
 
+/// KIP-890 part 1: what the coordinator says of a transactional batch's partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// The partition is in the producer's ongoing transaction.
+    Added,
+    /// The producer's epoch is older than its transactional id's.
+    StaleEpoch,
+    /// Not part of an ongoing transaction of this producer.
+    NotAdded,
+}
+
 /// The answer to EndTxn.
 #[derive(Debug)]
 pub enum EndOutcome {
@@ -529,10 +540,18 @@ impl TxnCoordinator {
     /// Runs `append` with the verification result while holding the coordinator's lock, so
     /// that no transition (EndTxn, a timeout abort) can slip between the check and the write:
     /// a verified batch always lands before its transaction's markers.
-    pub fn with_verified<R>(&self, producer_id: i64, epoch: i16, topic: &str, partition: i32, append: impl FnOnce(bool) -> R) -> R {
+    pub fn with_verified<R>(&self, producer_id: i64, epoch: i16, topic: &str, partition: i32, append: impl FnOnce(Verification) -> R) -> R {
         let ids = self.lock();
-        let ok = Self::verified(&ids, producer_id, epoch, topic, partition);
-        append(ok)
+        let verification = if Self::verified(&ids, producer_id, epoch, topic, partition) {
+            Verification::Added
+        } else if ids.values().any(|e| e.metadata.producer_id == producer_id && e.metadata.producer_epoch > epoch) {
+            // A fenced producer (its id now has a newer epoch): INVALID_PRODUCER_EPOCH, as
+            // Kafka's verification answers, rather than a transaction-state error.
+            Verification::StaleEpoch
+        } else {
+            Verification::NotAdded
+        };
+        append(verification)
     }
 
     /// Aborts transactions open longer than their timeout, bumping the epoch so the producer

@@ -59,8 +59,11 @@ pub(crate) async fn handle(ctx: &RequestContext, request: MetadataRequest) -> Re
         Some(list) => {
             let mut seen = BTreeMap::new();
             let mut out = Vec::with_capacity(list.len());
+            // Kafka looks topics up by id whenever the request carries a non-zero id (the Java
+            // client then sends the name as an empty string, not null).
             for wanted in list {
-                let entry = match wanted.name {
+                let by_name = if wanted.topic_id.is_nil() { wanted.name } else { None };
+                let entry = match by_name {
                     Some(name) => {
                         let name = name.0.to_string();
                         if seen.insert(name.clone(), ()).is_some() {

@@ -8,6 +8,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{append_error_code, code, text, NONE};
+use crate::coordinator::txn::Verification;
+use crate::producer_state::ProducerStateError;
 use crate::server::dispatch::{RequestContext, Response};
 use crate::storage::{AppendError, Partition};
 
@@ -63,8 +65,14 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
             let first = crate::storage::batch::BatchHeader::parse(&records).ok();
             let appended = match first {
                 Some(h) if h.is_transactional() && h.has_producer_id() => {
-                    state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verified| {
-                        partition.append(&records, settings, now, verified)
+                    state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verification| match verification {
+                        Verification::Added => partition.append(&records, settings, now, true),
+                        Verification::StaleEpoch => Err(AppendError::ProducerState(ProducerStateError::InvalidProducerEpoch {
+                            producer_id: h.producer_id,
+                            epoch: h.producer_epoch,
+                            current: h.producer_epoch.saturating_add(1),
+                        })),
+                        Verification::NotAdded => partition.append(&records, settings, now, false),
                     })
                 }
                 _ => partition.append(&records, settings, now, false),
