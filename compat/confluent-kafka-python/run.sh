@@ -938,8 +938,13 @@ def c_txn_fencing():
             break
     FENCE["delivery"] = delivery.get("err")
     FENCE["steps"] = steps
-    desc = "; ".join(f"{op}: {err.name() + (' (fatal)' if err.fatal() else ' (abortable)' if err.txn_requires_abort() else '') if err else 'ok'}"
-                     for op, err in steps)
+
+    def name(err):
+        return err.name() + (" (fatal)" if err.fatal() else " (abortable)" if err.txn_requires_abort() else "")
+
+    d = delivery.get("err")
+    desc = "; ".join(f"{op}: {name(err) if err else 'ok'}" for op, err in steps).replace(
+        "produce: ok", f"produce: delivery report {d.name() if d else 'ok'}", 1)
     FENCE["desc"] = desc
     commit_err = dict(steps).get("commit_transaction")
     expect(commit_err is not None, f"the fenced producer's commit_transaction succeeded ({desc})")
@@ -963,13 +968,11 @@ def c_txn_fencing_produce_error():
     fenced = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH, KafkaError._FENCED}
     d = FENCE["delivery"]
     first = next((err for _, err in FENCE["steps"] if err is not None), None)
-    expect(d is None or d.code() in fenced,
-           f"the fenced producer's record failed with {d.name()}: {d.str()} "
-           f"(Kafka: INVALID_PRODUCER_EPOCH, librdkafka then raises the fatal _FENCED); {FENCE['desc']}")
     expect(first is not None and first.fatal() and first.code() in fenced,
            f"first error of the fenced producer: {first.name() if first else None} "
-           f"(fatal={first.fatal() if first else None}), expected a fatal _FENCED; {FENCE['desc']}")
-    return f"record: {d.name() if d else 'no error'}; {FENCE['desc']}"
+           f"(fatal={first.fatal() if first else None}), expected a fatal _FENCED; the record's delivery report: "
+           f"{d.name() + ': ' + d.str() if d else 'ok'} (Kafka answers INVALID_PRODUCER_EPOCH); {FENCE['desc']}")
+    return FENCE["desc"]
 
 
 def c_txn_consume_transform_produce():

@@ -262,9 +262,10 @@ def per_partition(msgs):
     return by_part
 
 
-def consume_all(topic, counts, timeout=90, seek_beginning=True):
-    """assign() + seek_to_beginning(), poll until every partition has its count."""
-    c = consumer()
+def consume_all(topic, counts, timeout=90, seek_beginning=True, **conf):
+    """assign() + seek_to_beginning(), poll until every partition has its count. `conf`: more
+    consumer settings (isolation_level)."""
+    c = consumer(**conf)
     try:
         tps = [TopicPartition(topic, p) for p in counts]
         c.assign(tps)
@@ -702,6 +703,106 @@ def c_idem_off():
     return f"2000 msgs read back exactly; {sum(len(bs) for bs in stored.values())} batches, all with producer id -1"
 
 
+# ------------------------------------------------------------------------- transactions
+
+T_TXN = "kp-txn"
+TXN = {}  # what the commit/abort check saw, for the checks after it
+
+
+def txn_messages(tag, per_partition, partitions=PARTITIONS):
+    return [{"partition": p, "key": f"{tag}-{p}-{i}".encode(), "value": f"{tag} value {p}/{i}".encode(),
+             "headers": [("txn", tag.encode())], "ts": NOW_MS + i}
+            for i in range(per_partition) for p in range(partitions)]
+
+
+def end_offsets(topic, partitions, isolation_level):
+    """consumer.end_offsets: ListOffsets latest with the consumer's isolation level."""
+    c = consumer(isolation_level=isolation_level)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return {tp.partition: o for tp, o in c.end_offsets(tps).items()}
+    finally:
+        c.close()
+
+
+def offsets_values(got):
+    return {p: [(r.offset, r.value) for r in rs] for p, rs in got.items()}
+
+
+def c_txn_commit_abort():
+    """KafkaProducer(transactional_id=...): commits 10 records per partition, aborts 10 per
+    partition, commits 5 per partition. Every transaction ends with a marker (control record)
+    in each of its partitions, which takes an offset: data at 0-9, 11-20, 22-26. While the
+    aborted transaction is open (its records flushed) the last stable offset is 11 and the
+    high watermark 21."""
+    admin().create_topics({T_TXN: {"num_partitions": PARTITIONS, "replication_factor": 1}})
+    p = producer(transactional_id="kp-txn-commit-abort")
+    try:
+        p.init_transactions()
+        offsets = {}
+        for tag, n, commit in [("commit1", 10, True), ("abort", 10, False), ("commit2", 5, True)]:
+            msgs = txn_messages(tag, n)
+            p.begin_transaction()
+            reports = produce_all(p, T_TXN, msgs)  # flushed: the records are in the log
+            offs = {}
+            for m, (part, off) in zip(msgs, reports):
+                expect(part == m["partition"], f"{m['key']!r} went to partition {part}, not {m['partition']}")
+                offs.setdefault(part, []).append(off)
+            offsets[tag] = offs
+            TXN[tag] = msgs
+            if tag == "abort":
+                TXN["open"] = {
+                    "end_committed": end_offsets(T_TXN, PARTITIONS, "read_committed"),
+                    "end_uncommitted": end_offsets(T_TXN, PARTITIONS, "read_uncommitted"),
+                    "consumed": offsets_values(consume_all(T_TXN, {q: 10 for q in range(PARTITIONS)}, timeout=30,
+                                                           isolation_level="read_committed")),
+                }
+            if commit:
+                p.commit_transaction()
+            else:
+                p.abort_transaction()
+    finally:
+        p.close()
+    want = {"commit1": list(range(0, 10)), "abort": list(range(11, 21)), "commit2": list(range(22, 27))}
+    for tag, offs in offsets.items():
+        for q in range(PARTITIONS):
+            expect(offs.get(q) == want[tag], f"{tag} transaction, partition {q}: offsets {offs.get(q)}, "
+                                             f"expected {want[tag]} (one offset per marker)")
+    o = TXN["open"]
+    for q in range(PARTITIONS):
+        expect(o["end_committed"][q] == 11 and o["end_uncommitted"][q] == 21,
+               f"partition {q} with the transaction open: end_offsets read_committed {o['end_committed'][q]}, "
+               f"read_uncommitted {o['end_uncommitted'][q]}, expected 11 (LSO) and 21 (high watermark)")
+        expect([off for off, _ in o["consumed"][q]] == list(range(10)),
+               f"partition {q} with the transaction open: read_committed read offsets "
+               f"{[off for off, _ in o['consumed'][q]]}, expected 0-9 and nothing more")
+    return ("3 transactions, offsets per partition 0-9, 11-20, 22-26; while open: end_offsets 11 (read_committed) / "
+            "21 (read_uncommitted), read_committed reads 0-9 only")
+
+
+def c_txn_read_committed():
+    expect("commit2" in TXN, "the commit/abort check did not complete")
+    committed = consume_all(T_TXN, {q: 15 for q in range(PARTITIONS)}, isolation_level="read_committed")
+    everything = consume_all(T_TXN, {q: 25 for q in range(PARTITIONS)}, isolation_level="read_uncommitted")
+    for q in range(PARTITIONS):
+        mine = lambda tags: [m["value"] for t in tags for m in TXN[t] if m["partition"] == q]  # noqa: E731
+        want = list(zip(list(range(0, 10)) + list(range(22, 27)), mine(["commit1", "commit2"])))
+        expect(offsets_values(committed)[q] == want,
+               f"partition {q}: read_committed read offsets {[r.offset for r in committed[q]]}, "
+               f"expected the 15 committed records at 0-9, 22-26")
+        want = list(zip(list(range(0, 10)) + list(range(11, 21)) + list(range(22, 27)),
+                        mine(["commit1", "abort", "commit2"])))
+        expect(offsets_values(everything)[q] == want,
+               f"partition {q}: read_uncommitted read offsets {[r.offset for r in everything[q]]}, "
+               f"expected 25 records at 0-9, 11-20, 22-26")
+    ec = end_offsets(T_TXN, PARTITIONS, "read_committed")
+    eu = end_offsets(T_TXN, PARTITIONS, "read_uncommitted")
+    expect(ec == eu == {q: 28 for q in range(PARTITIONS)},
+           f"end_offsets read_committed {ec}, read_uncommitted {eu}, expected 28 everywhere (25 records + 3 markers)")
+    return ("read_committed: 45 records, 15 per partition in order; read_uncommitted: 75; "
+            "end_offsets 28 with both isolation levels")
+
+
 print(f"# kafka-python {importlib.metadata.version('kafka-python')}; codecs: gzip, snappy={kafka.codec.has_snappy()}, "
       f"lz4={kafka.codec.has_lz4()}, zstd={kafka.codec.has_zstd()}", flush=True)
 check("admin.create_topics 3 partitions + retention.ms", c_create_topics)
@@ -725,6 +826,8 @@ check("idempotence: consume assign(): exact content, per-partition order, no dup
 check("idempotence: stored batches carry one producer id >= 0, base sequences gapless per partition", c_idem_on_disk)
 check("idempotence: default KafkaProducer(bootstrap_servers) is idempotent and works", c_idem_default)
 check("idempotence: enable_idempotence=False works and stores no producer id", c_idem_off)
+check("transactions: KafkaProducer(transactional_id) commit 10 / abort 10 / commit 5 per partition, 3 partitions; LSO while open", c_txn_commit_abort)
+check("transactions: read_committed reads the 45 committed records, read_uncommitted all 75; end_offsets by isolation level", c_txn_read_committed)
 PY
 rc=${PIPESTATUS[0]}
 set -e
