@@ -292,3 +292,90 @@ async fn open_transactions_can_be_listed_described_and_aborted_by_hand() {
         client.call(ApiKey::WriteTxnMarkers, 1, &WriteTxnMarkersRequest::default().with_markers(vec![stale])).await;
     assert_eq!(written.markers[0].topics[0].partitions[0].error_code, 47, "an older epoch is refused");
 }
+
+/// KIP-447 over the raw protocol: offsets committed in a transaction are pending
+/// (OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT) until the COMMIT reaches
+/// the group; an abort leaves nothing pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactional_offsets_are_unstable_until_the_marker() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let broker = TestBroker::start().await;
+    create_topic(&broker.bootstrap(), "in", 1, &[]).await;
+    let mut c = common::raw::RawClient::connect(&broker.bootstrap()).await;
+    let init: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default().with_transactional_id(Some(TransactionalId(s("kip447")))).with_transaction_timeout_ms(60_000),
+        )
+        .await;
+    assert_eq!(init.error_code, 0);
+    let (pid, epoch) = (init.producer_id, init.producer_epoch);
+    let fetch = |require_stable: bool| {
+        OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("g447")))
+            .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(TopicName(s("in")))
+                .with_partition_indexes(vec![0])]))
+            .with_require_stable(require_stable)
+    };
+    for (commit, offset) in [(false, 11), (true, 22)] {
+        // CONCURRENT_TRANSACTIONS while the previous transaction completes: retry, as clients do.
+        let add_request = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s("kip447")))
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_group_id(GroupId(s("g447")));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let add: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &add_request).await;
+            if add.error_code == 0 {
+                break;
+            }
+            assert_eq!(add.error_code, 51, "only CONCURRENT_TRANSACTIONS is retried");
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let commit_request = TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s("kip447")))
+            .with_group_id(GroupId(s("g447")))
+            .with_producer_id(pid)
+            .with_producer_epoch(epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                .with_name(TopicName(s("in")))
+                .with_partitions(vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]);
+        let committed: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &commit_request).await;
+        assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+        let pending: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &fetch(true)).await;
+        assert_eq!(pending.topics[0].partitions[0].error_code, 88, "UNSTABLE_OFFSET_COMMIT while pending");
+        let end: EndTxnResponse = c
+            .call(
+                ApiKey::EndTxn,
+                3,
+                &EndTxnRequest::default()
+                    .with_transactional_id(TransactionalId(s("kip447")))
+                    .with_producer_id(pid)
+                    .with_producer_epoch(epoch)
+                    .with_committed(commit),
+            )
+            .await;
+        assert_eq!(end.error_code, 0);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let after: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &fetch(true)).await;
+            let p = &after.topics[0].partitions[0];
+            if p.error_code == 0 {
+                assert_eq!(p.committed_offset, if commit { 22 } else { -1 }, "commit applies the offsets, abort drops them");
+                break;
+            }
+            assert_eq!(p.error_code, 88);
+            assert!(Instant::now() < deadline, "offsets stayed pending after EndTxn");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

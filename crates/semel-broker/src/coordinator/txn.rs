@@ -800,3 +800,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn idle_transactional_ids_expire_and_open_ones_do_not() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = TxnConfig { id_expiration_ms: 10, ..TxnConfig::default() };
+        let (c, _) = TxnCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("open");
+        for (id, pid) in [("idle", 1), ("busy", 2)] {
+            assert!(matches!(c.init_producer_id(id, 60_000, (-1, -1), || Some(pid)), InitOutcome::AfterWrite(..)));
+            c.lock().get_mut(id).expect("id").pending = false;
+        }
+        c.add_partitions("busy", 2, 0, true, &[("a".into(), 0)], |_, _| true);
+        c.lock().get_mut("busy").expect("busy").pending = false;
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        assert!(c.tick().is_empty(), "no transaction is past its 60 s timeout");
+        assert!(c.describe("idle").is_none(), "the idle id expired");
+        assert!(c.describe("busy").is_some(), "an id with an open transaction does not");
+        drop(c);
+        let (reopened, _) = TxnCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("reopen");
+        assert!(reopened.describe("idle").is_none(), "the expiry is durable");
+    }
+}
