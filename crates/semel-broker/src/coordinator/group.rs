@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::internal_log::{InternalLog, KeyValue};
+use super::internal_log::{InternalLog, KeyValue, LogEntry};
 use crate::storage::io::LogDirHealth;
 use crate::storage::partition::AppendError;
 
@@ -310,14 +310,6 @@ enum RecordKey {
     /// An offset committed by a transaction, pending until its marker.
     #[serde(rename = "txn_offset")]
     TxnOffset { group: String, producer_id: i64, topic: String, partition: i32 },
-    /// The transaction's outcome reached the group: value `{"commit": bool}`.
-    #[serde(rename = "txn_marker")]
-    TxnMarker { group: String, producer_id: i64 },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct StoredMarker {
-    commit: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -364,8 +356,11 @@ impl GroupCoordinator {
         let coordinator = Self { groups: Mutex::new(HashMap::new()), log, config };
         {
             let mut groups = coordinator.lock();
-            for record in &records {
-                Self::replay(&mut groups, record);
+            for entry in &records {
+                match entry {
+                    LogEntry::Record(record) => Self::replay(&mut groups, record),
+                    LogEntry::Marker { producer_id, commit } => Self::replay_marker(&mut groups, *producer_id, *commit),
+                }
             }
             tracing::info!(groups = groups.len(), records = records.len(), "loaded consumer groups");
         }
@@ -400,14 +395,6 @@ impl GroupCoordinator {
                 let entry = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
                 if let Some(Ok(offset)) = record.value.as_deref().map(serde_json::from_slice::<CommittedOffset>) {
                     entry.pending_txn_offsets.entry(producer_id).or_default().insert((topic, partition), offset);
-                }
-            }
-            RecordKey::TxnMarker { group, producer_id } => {
-                let Some(entry) = groups.get_mut(&group) else { return };
-                let pending = entry.pending_txn_offsets.remove(&producer_id).unwrap_or_default();
-                let commit = record.value.as_deref().and_then(|v| serde_json::from_slice::<StoredMarker>(v).ok()).is_some_and(|m| m.commit);
-                if commit {
-                    entry.offsets.extend(pending);
                 }
             }
             RecordKey::Group { group } => match record.value.as_deref().map(serde_json::from_slice::<StoredGroup>) {
@@ -452,6 +439,19 @@ impl GroupCoordinator {
                     groups.remove(&group);
                 }
             },
+        }
+    }
+
+    /// Applies a transaction marker: the producer's pending offsets, in every group, become
+    /// committed or are dropped (one marker in the offsets log covers all of the producer's
+    /// groups, as in Kafka's `__consumer_offsets` partition).
+    fn replay_marker(groups: &mut HashMap<String, Group>, producer_id: i64, commit: bool) {
+        for group in groups.values_mut() {
+            if let Some(pending) = group.pending_txn_offsets.remove(&producer_id) {
+                if commit {
+                    group.offsets.extend(pending);
+                }
+            }
         }
     }
 
@@ -988,16 +988,14 @@ impl GroupCoordinator {
         (errors, Some(durable))
     }
 
-    /// Writes a transaction's outcome to the group: its pending offsets become committed, or
-    /// are dropped. Returns the write to wait for (None: the group has nothing of it).
-    pub fn complete_txn(&self, group_id: &str, producer_id: i64, commit: bool) -> Option<Durable> {
+    /// Writes a transaction's outcome to the offsets log as a COMMIT or ABORT control batch:
+    /// the producer's pending offsets become committed, or are dropped. Returns the write to
+    /// wait for.
+    pub fn complete_txn(&self, producer_id: i64, producer_epoch: i16, commit: bool) -> Durable {
         let mut groups = self.lock();
-        groups.get(group_id)?;
-        let record = KeyValue {
-            key: encode(&RecordKey::TxnMarker { group: group_id.to_string(), producer_id }),
-            value: Some(encode(&StoredMarker { commit })),
-        };
-        Some(self.write(&mut groups, vec![record]))
+        let end = self.log.append_marker(producer_id, producer_epoch, commit)?;
+        Self::replay_marker(&mut groups, producer_id, commit);
+        Ok(end)
     }
 
     /// Whether a transaction's offsets for the partition await their marker (OffsetFetch
@@ -1159,12 +1157,27 @@ mod tests {
         assert_eq!(errors, [NONE]);
         assert!(c.fetch_offsets("g").is_empty(), "pending until the marker");
         assert!(c.has_pending("g", "t", 0));
-        c.complete_txn("g", 7, false).expect("group known").expect("written");
+        c.complete_txn(7, 0, false).expect("written");
         assert!(c.fetch_offsets("g").is_empty(), "an abort drops them");
         assert!(!c.has_pending("g", "t", 0), "and leaves nothing pending");
         c.commit_offsets(Some(7), "g", -1, "", None, vec![("t".into(), 0, offset(9))], |_, _| true);
-        c.complete_txn("g", 7, true).expect("group known").expect("written");
+        c.complete_txn(7, 0, true).expect("written");
         assert_eq!(c.fetch_offsets("g").get(&("t".to_string(), 0)).map(|o| o.offset), Some(9));
+        // The outcomes are control batches in Kafka's format in the offsets log.
+        let segment = std::fs::read(dir.path().join("internal/__consumer_offsets-0/00000000000000000000.log")).expect("segment");
+        let mut markers = Vec::new();
+        let mut at = 0;
+        while at + crate::storage::batch::HEADER_SIZE <= segment.len() {
+            let header = crate::storage::batch::BatchHeader::parse(&segment[at..]).expect("header");
+            if header.is_control() {
+                markers.push((
+                    header.producer_id,
+                    crate::storage::batch::parse_marker(&segment[at..at + header.total_size()]).map(|m| m.commit),
+                ));
+            }
+            at += header.total_size();
+        }
+        assert_eq!(markers, [(7, Some(false)), (7, Some(true))]);
         drop(c);
         let reopened = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), GroupConfig::default()).expect("reopen");
         assert_eq!(reopened.fetch_offsets("g").get(&("t".to_string(), 0)).map(|o| o.offset), Some(9), "replayed");

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
+use crate::storage::batch::Marker;
 use crate::storage::io::LogDirHealth;
 use crate::storage::log::{Log, LogSettings, ReadOutcome};
 use crate::storage::partition::{AppendError, AppendSettings, FlushPolicy, Partition};
@@ -22,6 +23,14 @@ use crate::storage::partition::{AppendError, AppendSettings, FlushPolicy, Partit
 pub(crate) struct KeyValue {
     pub(crate) key: Vec<u8>,
     pub(crate) value: Option<Vec<u8>>,
+}
+
+/// What the log holds: coordinator records, and transaction markers (control batches in
+/// Kafka's format, written when a transaction's outcome reaches the group offsets log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogEntry {
+    Record(KeyValue),
+    Marker { producer_id: i64, commit: bool },
 }
 
 /// An internal log. Thread-safe (through its partition).
@@ -45,7 +54,7 @@ const SETTINGS: AppendSettings = AppendSettings {
 
 impl InternalLog {
     /// Opens the log and returns it with every record in it, oldest first.
-    pub(crate) fn open(data_dir: &Path, name: &str, health: Arc<LogDirHealth>) -> std::io::Result<(Self, Vec<KeyValue>)> {
+    pub(crate) fn open(data_dir: &Path, name: &str, health: Arc<LogDirHealth>) -> std::io::Result<(Self, Vec<LogEntry>)> {
         // Kept apart from topic folders (`<topic>-<partition>`), so no topic can clash with it.
         let dir = data_dir.join("internal").join(format!("{name}-0"));
         // The recovery point is not tracked for internal logs: every segment is checked.
@@ -60,7 +69,7 @@ impl InternalLog {
         Ok((this, records))
     }
 
-    fn read_all(&self) -> std::io::Result<Vec<KeyValue>> {
+    fn read_all(&self) -> std::io::Result<Vec<LogEntry>> {
         let mut records = Vec::new();
         let mut offset = self.partition.log_start_offset();
         let end = self.partition.log_end_offset();
@@ -76,8 +85,12 @@ impl InternalLog {
             for set in sets {
                 for record in set.records {
                     offset = offset.max(record.offset + 1);
-                    if let Some(key) = record.key {
-                        records.push(KeyValue { key: key.to_vec(), value: record.value.map(|v| v.to_vec()) });
+                    if record.control {
+                        // Control record key: int16 version, int16 type (0 abort, 1 commit).
+                        let commit = record.key.as_deref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
+                        records.push(LogEntry::Marker { producer_id: record.producer_id, commit });
+                    } else if let Some(key) = record.key {
+                        records.push(LogEntry::Record(KeyValue { key: key.to_vec(), value: record.value.map(|v| v.to_vec()) }));
                     }
                 }
             }
@@ -115,6 +128,12 @@ impl InternalLog {
             .map_err(|e| AppendError::Batch(crate::storage::batch::BatchError::Invalid(format!("{e:#}"))))?;
         let info = self.partition.append(&buf, &self.settings, now, false)?;
         Ok(info.next_offset)
+    }
+
+    /// Appends a COMMIT or ABORT control batch for `producer_id`, byte for byte as Kafka writes
+    /// it to `__consumer_offsets`; returns the offset to wait for.
+    pub(crate) fn append_marker(&self, producer_id: i64, producer_epoch: i16, commit: bool) -> Result<i64, AppendError> {
+        self.partition.write_marker(producer_id, producer_epoch, Marker { commit, coordinator_epoch: 0 }, &self.settings)
     }
 
     /// Waits until everything below `end` is durable.

@@ -39,12 +39,12 @@ pub async fn complete(state: Arc<BrokerState>, completion: Completion) {
             return;
         }
     }
-    for group in &completion.groups {
-        if let Some(durable) = state.groups.complete_txn(group, completion.producer_id, completion.commit) {
-            if let Err(error) = state.groups.wait_durable(durable).await {
-                tracing::error!(transactional_id = %completion.transactional_id, group, %error, "cannot write the transaction outcome to the group");
-                return;
-            }
+    if !completion.groups.is_empty() {
+        // One marker in the offsets log covers every group of the transaction.
+        let durable = state.groups.complete_txn(completion.producer_id, completion.producer_epoch, completion.commit);
+        if let Err(error) = state.groups.wait_durable(durable).await {
+            tracing::error!(transactional_id = %completion.transactional_id, %error, "cannot write the transaction marker to the offsets log");
+            return;
         }
     }
     if let Some(durable) = state.txns.complete(&completion) {

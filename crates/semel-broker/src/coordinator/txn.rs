@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
-use super::internal_log::{InternalLog, KeyValue};
+use super::internal_log::{InternalLog, KeyValue, LogEntry};
 use crate::storage::io::LogDirHealth;
 use crate::storage::partition::AppendError;
 
@@ -218,8 +218,10 @@ impl TxnCoordinator {
         let mut completions = Vec::new();
         {
             let mut ids = this.lock();
-            for r in &records {
-                Self::replay(&mut ids, r);
+            for entry in &records {
+                if let LogEntry::Record(r) = entry {
+                    Self::replay(&mut ids, r);
+                }
             }
             for entry in ids.values() {
                 let m = &entry.metadata;
