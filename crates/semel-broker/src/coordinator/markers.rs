@@ -33,8 +33,11 @@ pub async fn complete(state: Arc<BrokerState>, completion: Completion) {
             }
         }
     }
-    for (partition, end) in flushes {
-        if let Err(error) = partition.flush_to(end).await {
+    // The partitions flush concurrently.
+    let flushes: Vec<_> = flushes.into_iter().map(|(partition, end)| tokio::spawn(async move { partition.flush_to(end).await })).collect();
+    for flush in flushes {
+        let outcome = flush.await.unwrap_or_else(|e| Err(crate::storage::AppendError::Io(std::io::Error::other(e))));
+        if let Err(error) = outcome {
             tracing::error!(transactional_id = %completion.transactional_id, %error, "cannot flush a transaction marker");
             return;
         }

@@ -126,14 +126,20 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
         return Response::Now(assemble(topics));
     }
     Response::Later(Box::pin(async move {
-        for (_, partitions) in &mut topics {
-            for pending in partitions.iter_mut() {
+        // Partitions flush concurrently: start every fsync, then collect the outcomes.
+        let mut flushes = Vec::new();
+        for (t, (_, partitions)) in topics.iter_mut().enumerate() {
+            for (p, pending) in partitions.iter_mut().enumerate() {
                 if let Some((partition, end)) = pending.flush.take() {
-                    if let Err(error) = partition.flush_to(end).await {
-                        let index = pending.response.index;
-                        *pending = partition_error(index, append_error_code(&error), Some(error.to_string()));
-                    }
+                    flushes.push((t, p, tokio::spawn(async move { partition.flush_to(end).await })));
                 }
+            }
+        }
+        for (t, p, flush) in flushes {
+            let outcome = flush.await.unwrap_or_else(|e| Err(AppendError::Io(std::io::Error::other(e))));
+            if let Err(error) = outcome {
+                let pending = &mut topics[t].1[p];
+                *pending = partition_error(pending.response.index, append_error_code(&error), Some(error.to_string()));
             }
         }
         assemble(topics)
