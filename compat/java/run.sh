@@ -34,45 +34,11 @@
 #   SEMEL_LOG                  semel's log filter (default info)
 set -euo pipefail
 
-SUITE=java
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PASSED=0
-FAILED=0
-SEMEL_PID=""
-SEMEL_RC=""
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-$SUITE.XXXXXX")"
-
-say() { echo "[$SUITE] $*" >&2; }
-
-record() { # record PASS|FAIL name-and-detail...
-  local status=$1
-  shift
-  if [ "$status" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
-  echo "$status $*"
-}
-
-summary() { echo "$PASSED passed, $FAILED failed"; }
-
-stop_semel() {
-  [ -n "$SEMEL_PID" ] || return 0
-  local pid=$SEMEL_PID
-  SEMEL_PID=""
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "semel (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  SEMEL_RC=0
-  wait "$pid" 2>/dev/null || SEMEL_RC=$?
-}
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$HERE/../lib.sh"
+compat_init java
+SEMEL_LOG_DEFAULT=info
 
 # The background processes of the transaction tool checks (the helper holding a transaction open,
 # under timeout; the TransactionalMessageCopier JVMs), if the suite stops while they run: their
@@ -96,42 +62,10 @@ stop_background() {
   for pid in $(bg_alive); do kill -KILL "$pid" 2>/dev/null || true; done
 }
 
-cleanup() {
-  stop_background
-  stop_semel
-  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
-    say "kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-setup_failed() {
-  record FAIL "setup: $*"
-  summary
-  exit 1
-}
+on_cleanup stop_background
 
 # ---------------------------------------------------------------- client install and build
-java_major() { # the major version of the java on PATH, 0 if none
-  java -XshowSettings:properties -version 2>&1 | sed -nE 's/^ *java\.specification\.version = ([0-9]+).*/\1/p' | head -n 1 | grep . || echo 0
-}
-
-install_client() {
-  if command -v javac >/dev/null 2>&1 && command -v mvn >/dev/null 2>&1 && [ "$(java_major)" -ge 17 ]; then
-    return 0
-  fi
-  say "installing Java 17 and Maven: apt-get install -y openjdk-17-jdk-headless maven"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y openjdk-17-jdk-headless maven >&2 && return 0
-  say "apt-get install failed; running apt-get update first"
-  apt-get update >&2 && apt-get install -y openjdk-17-jdk-headless maven >&2
-}
-install_client || setup_failed "cannot install Java 17 and Maven with apt-get"
-[ "$(java_major)" -ge 17 ] || setup_failed "java on PATH is older than 17: $(java -version 2>&1 | head -n 1)"
+install_java17
 
 # Compiles the harness and writes the runtime classpath (kafka-clients, kafka-tools and their
 # dependencies, all pinned in pom.xml). The first run downloads them into ~/.m2.
@@ -144,46 +78,9 @@ fi
 CP="$HERE/target/classes:$(cat "$HERE/target/classpath.txt")"
 KAFKA_VERSION="$(sed -nE 's|.*<kafka.version>([^<]+)</kafka.version>.*|\1|p' "$HERE/pom.xml")"
 
-# ---------------------------------------------------------------- broker build
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-if [ -n "${SEMEL_BIN:-}" ]; then
-  SEMEL="$SEMEL_BIN"
-else
-  SEMEL="$TARGET_DIR/debug/semel"
-  say "cargo build -p semel"
-  if ! (cd "$ROOT" && cargo build -p semel) >"$WORK/cargo.log" 2>&1; then
-    tail -n 30 "$WORK/cargo.log" >&2
-    if [ -x "$SEMEL" ]; then
-      say "WARNING: cargo build -p semel failed; testing the existing binary $SEMEL"
-    else
-      setup_failed "cargo build -p semel failed"
-    fi
-  fi
-fi
-[ -x "$SEMEL" ] || setup_failed "no semel binary at $SEMEL"
-
-# ---------------------------------------------------------------- broker start
-PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
-BOOTSTRAP="127.0.0.1:$PORT"
-mkdir -p "$WORK/data"
-env -u SEMEL_CONFIG -u SEMEL_ADVERTISED SEMEL_LOG="${SEMEL_LOG:-info}" \
-  "$SEMEL" serve --listen "$BOOTSTRAP" --data-dir "$WORK/data" >"$WORK/semel.out" 2>"$WORK/semel.log" &
-SEMEL_PID=$!
-ready=0
-for _ in $(seq 1 600); do
-  if ! kill -0 "$SEMEL_PID" 2>/dev/null; then
-    tail -n 30 "$WORK/semel.log" >&2
-    setup_failed "semel exited before accepting connections"
-  fi
-  if grep -q "semel listening on" "$WORK/semel.out" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    ready=1
-    break
-  fi
-  sleep 0.1
-done
-[ "$ready" = 1 ] || setup_failed "semel did not accept connections on $BOOTSTRAP within 60s"
-say "semel (pid $SEMEL_PID) listening on $BOOTSTRAP, data in $WORK/data"
+# ---------------------------------------------------------------- broker build and start
+build_semel
+start_semel
 
 echo "# kafka-clients / kafka-tools $KAFKA_VERSION (Maven Central), $(java -version 2>&1 | head -n 1), $(mvn -v 2>/dev/null | sed -E 's/\x1b\[[0-9;]*m//g' | head -n 1)"
 
@@ -200,8 +97,7 @@ harness() {
     2>"$WORK/$name.log" | tee "$WORK/$name.out"
   rc=${PIPESTATUS[0]}
   set -e
-  PASSED=$((PASSED + $(grep -c '^PASS ' "$WORK/$name.out" || true)))
-  FAILED=$((FAILED + $(grep -c '^FAIL ' "$WORK/$name.out" || true)))
+  tally "$WORK/$name.out"
   if [ "$rc" != 0 ]; then
     record FAIL "client harness (${main##*.}) exited with status $rc (see the client log below)"
   fi
@@ -239,28 +135,6 @@ why() {
   echo "exit status $rc$([ "$rc" = 124 ] && echo ' (killed by timeout)');" \
     "stderr: $(grep -v '^\s*at ' "$LAST.err" | tail -n 4 | tr '\n' ' ' | cut -c1-300);" \
     "stdout: $(tail -n 4 "$LAST.out" | tr '\n' ' ' | cut -c1-300)"
-}
-
-# The broker's WARN/ERROR lines logged after line $1 of its log, distinct, at most 3.
-semel_errors_since() {
-  tail -n +"$(($1 + 1))" "$WORK/semel.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//' |
-    grep -E '^(ERROR|WARN)' | sort | uniq | head -n 3 | tr '\n' ' ' || true
-}
-
-run_check() { # run_check "name" function args... ; the function prints one detail line
-  local name=$1
-  shift
-  local out rc=0 log_lines errors t0
-  log_lines="$(wc -l <"$WORK/semel.log")"
-  t0=$SECONDS
-  out="$("$@" 2>&1)" || rc=$?
-  out="$(printf '%s' "$out" | tr '\n\t' '  ' | sed 's/  */ /g; s/ $//' | cut -c1-700)"
-  if [ "$rc" = 0 ]; then
-    record PASS "$name (${out:+$out, }$((SECONDS - t0))s)"
-  else
-    errors="$(semel_errors_since "$log_lines")"
-    record FAIL "$name: ${out:-exit status $rc}${errors:+ || semel log: $errors}"
-  fi
 }
 
 TOPICS=org.apache.kafka.tools.TopicCommand
@@ -885,22 +759,6 @@ if [ "$FAILED" != 0 ]; then
 fi
 
 # ---------------------------------------------------------------- broker health and shutdown
-if kill -0 "$SEMEL_PID" 2>/dev/null; then
-  stop_semel
-  if [ "$SEMEL_RC" = 0 ]; then
-    record PASS "semel shut down cleanly on SIGTERM"
-  else
-    record FAIL "semel shut down cleanly on SIGTERM: exit status $SEMEL_RC"
-  fi
-else
-  record FAIL "semel shut down cleanly on SIGTERM: semel died during the checks"
-  stop_semel
-fi
-if grep -Eq ' (ERROR|WARN) ' <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/semel.log"); then
-  say "--- semel warnings and errors ($WORK/semel.log)"
-  sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/peer=[0-9.:]+/peer=*/' "$WORK/semel.log" | grep -E '^(ERROR|WARN) ' |
-    sort | uniq -c | sort -rn | head -n 20 >&2 || true
-fi
-
-summary
-[ "$FAILED" = 0 ]
+check_clean_shutdown
+report_semel_warnings
+finish

@@ -11,126 +11,25 @@
 #   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
 set -euo pipefail
 
-SUITE=kcat
-
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-PASSED=0
-FAILED=0
-SEMEL_PID=""
-SEMEL_RC=""
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-$SUITE.XXXXXX")"
-
-say() { echo "[$SUITE] $*" >&2; }
-
-record() { # record PASS|FAIL name-and-detail...
-  local status=$1
-  shift
-  if [ "$status" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
-  echo "$status $*"
-}
-
-summary() { echo "$PASSED passed, $FAILED failed"; }
-
-stop_semel() {
-  [ -n "$SEMEL_PID" ] || return 0
-  local pid=$SEMEL_PID
-  SEMEL_PID=""
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "semel (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  SEMEL_RC=0
-  wait "$pid" 2>/dev/null || SEMEL_RC=$?
-}
-
-cleanup() {
-  stop_semel
-  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
-    say "kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-setup_failed() {
-  record FAIL "setup: $*"
-  summary
-  exit 1
-}
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$HERE/../lib.sh"
+compat_init kcat
 
 # ---------------------------------------------------------------- client install
-install_client() {
-  command -v kcat >/dev/null 2>&1 && return 0
-  say "installing kcat: apt-get install -y kcat"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y kcat >&2 && return 0
-  say "apt-get install failed; running apt-get update first"
-  apt-get update >&2 && apt-get install -y kcat >&2
-}
-install_client || setup_failed "cannot install kcat with apt-get"
+command -v kcat >/dev/null 2>&1 || apt_install kcat kcat || setup_failed "cannot install kcat with apt-get"
 
-# ---------------------------------------------------------------- broker build
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-if [ -n "${SEMEL_BIN:-}" ]; then
-  SEMEL="$SEMEL_BIN"
-else
-  SEMEL="$TARGET_DIR/debug/semel"
-  say "cargo build -p semel"
-  if ! (cd "$ROOT" && cargo build -p semel) >"$WORK/cargo.log" 2>&1; then
-    tail -n 30 "$WORK/cargo.log" >&2
-    if [ -x "$SEMEL" ]; then
-      say "WARNING: cargo build -p semel failed; testing the existing binary $SEMEL"
-    else
-      setup_failed "cargo build -p semel failed"
-    fi
-  fi
-fi
-[ -x "$SEMEL" ] || setup_failed "no semel binary at $SEMEL"
-
-# ---------------------------------------------------------------- broker start
-PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
-BOOTSTRAP="127.0.0.1:$PORT"
-mkdir -p "$WORK/data"
-env -u SEMEL_CONFIG -u SEMEL_ADVERTISED "$SEMEL" serve --listen "$BOOTSTRAP" --data-dir "$WORK/data" \
-  >"$WORK/semel.out" 2>"$WORK/semel.log" &
-SEMEL_PID=$!
-ready=0
-for _ in $(seq 1 600); do
-  if ! kill -0 "$SEMEL_PID" 2>/dev/null; then
-    tail -n 30 "$WORK/semel.log" >&2
-    setup_failed "semel exited before accepting connections"
-  fi
-  if grep -q "semel listening on" "$WORK/semel.out" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
-    ready=1
-    break
-  fi
-  sleep 0.1
-done
-[ "$ready" = 1 ] || setup_failed "semel did not accept connections on $BOOTSTRAP within 60s"
-say "semel (pid $SEMEL_PID) listening on $BOOTSTRAP, data in $WORK/data"
+# ---------------------------------------------------------------- broker build and start
+build_semel
+start_semel
 
 # ---------------------------------------------------------------- checks
 KC=(timeout -k 5 60 kcat -b "$BOOTSTRAP")
 
-# The broker's ERROR lines logged after line $1 of its log, distinct, at most 2.
-semel_errors_since() {
-  tail -n +"$(($1 + 1))" "$WORK/semel.log" | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//' |
-    grep '^ERROR' | sort | uniq | head -n 2 | tr '\n' ' ' || true
-}
-
-run_check() { # run_check "name" function args... ; the function prints one detail line
+# run_check "name" function args...: the function prints one detail line. kcat's own version
+# of lib.sh's run_check: `PASS name (detail)` without the time, at most 600 characters of
+# detail, and only the broker's new ERROR lines (at most 2) after a failure.
+run_check() {
   local name=$1
   shift
   local out rc=0 log_lines errors
@@ -140,7 +39,7 @@ run_check() { # run_check "name" function args... ; the function prints one deta
   if [ "$rc" = 0 ]; then
     record PASS "$name${out:+ ($out)}"
   else
-    errors="$(semel_errors_since "$log_lines")"
+    errors="$(semel_errors_since "$log_lines" ERROR 2)"
     record FAIL "$name: ${out:-exit status $rc}${errors:+ || semel log: $errors}"
   fi
 }
@@ -369,22 +268,6 @@ if [ "$FAILED" != 0 ]; then
 fi
 
 # ---------------------------------------------------------------- broker health and shutdown
-if kill -0 "$SEMEL_PID" 2>/dev/null; then
-  stop_semel
-  if [ "$SEMEL_RC" = 0 ]; then
-    record PASS "semel shut down cleanly on SIGTERM"
-  else
-    record FAIL "semel shut down cleanly on SIGTERM: exit status $SEMEL_RC"
-  fi
-else
-  record FAIL "semel shut down cleanly on SIGTERM: semel died during the checks"
-  stop_semel
-fi
-if grep -Eq ' (ERROR|WARN) ' <(sed 's/\x1b\[[0-9;]*m//g' "$WORK/semel.log"); then
-  say "--- semel warnings and errors ($WORK/semel.log)"
-  sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/peer=[0-9.:]+/peer=*/' "$WORK/semel.log" | grep -E '^(ERROR|WARN) ' |
-    sort | uniq -c | sort -rn | head -n 20 >&2 || true
-fi
-
-summary
-[ "$FAILED" = 0 ]
+check_clean_shutdown
+report_semel_warnings
+finish

@@ -24,49 +24,14 @@
 #   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
 set -euo pipefail
 
-SUITE=python-groups
 # Pinned client versions (confluent-kafka bundles librdkafka).
 REQUIREMENTS=("confluent-kafka==2.16.1" "kafka-python==3.0.12")
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-VENV="$HERE/.venv"
-PASSED=0
-FAILED=0
-SEMEL_PID=""
-SEMEL_RC=""
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+. "$HERE/../lib.sh"
+compat_init python-groups
 SEMEL_RUN=0
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-$SUITE.XXXXXX")"
-
-say() { echo "[$SUITE] $*" >&2; }
-
-record() { # record PASS|FAIL name-and-detail...
-  local status=$1
-  shift
-  if [ "$status" = PASS ]; then PASSED=$((PASSED + 1)); else FAILED=$((FAILED + 1)); fi
-  echo "$status $*"
-}
-
-summary() { echo "$PASSED passed, $FAILED failed"; }
-
-stop_semel() {
-  [ -n "$SEMEL_PID" ] || return 0
-  local pid=$SEMEL_PID
-  SEMEL_PID=""
-  if kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 150); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      say "semel (pid $pid) ignored SIGTERM for 15s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  SEMEL_RC=0
-  wait "$pid" 2>/dev/null || SEMEL_RC=$?
-}
 
 kill9_semel() {
   [ -n "$SEMEL_PID" ] || return 0
@@ -76,90 +41,36 @@ kill9_semel() {
   wait "$pid" 2>/dev/null || true
 }
 
-cleanup() {
-  stop_semel
-  if [ "${COMPAT_KEEP:-0}" = 1 ]; then
-    say "kept $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-setup_failed() {
-  record FAIL "setup: $*"
-  summary
-  exit 1
-}
-
 # ---------------------------------------------------------------- client install
-install_client() {
-  if [ ! -x "$VENV/bin/python" ]; then
-    say "creating virtualenv $VENV"
-    python3 -m venv "$VENV" || return 1
-  fi
-  if "$VENV/bin/python" -c '
-import sys, importlib.metadata as m
-sys.exit(any(m.version(r.split("==")[0]) != r.split("==")[1] for r in sys.argv[1:]))' "${REQUIREMENTS[@]}" 2>/dev/null; then
-    return 0
-  fi
-  say "installing ${REQUIREMENTS[*]}"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${REQUIREMENTS[@]}" >&2
-}
-install_client || setup_failed "cannot install ${REQUIREMENTS[*]} into $VENV"
+install_venv "${REQUIREMENTS[@]}"
 
 # ---------------------------------------------------------------- broker build
-TARGET_DIR="${CARGO_TARGET_DIR:-target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-if [ -n "${SEMEL_BIN:-}" ]; then
-  SEMEL="$SEMEL_BIN"
-else
-  SEMEL="$TARGET_DIR/debug/semel"
-  say "cargo build -p semel"
-  if ! (cd "$ROOT" && cargo build -p semel) >"$WORK/cargo.log" 2>&1; then
-    tail -n 30 "$WORK/cargo.log" >&2
-    if [ -x "$SEMEL" ]; then
-      say "WARNING: cargo build -p semel failed; testing the existing binary $SEMEL"
-    else
-      setup_failed "cargo build -p semel failed"
-    fi
-  fi
-fi
-[ -x "$SEMEL" ] || setup_failed "no semel binary at $SEMEL"
+build_semel
 
 # ---------------------------------------------------------------- broker start
-PORT="$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')"
-BOOTSTRAP="127.0.0.1:$PORT"
-mkdir -p "$WORK/data"
+pick_port
 
-# start_semel: starts semel on $BOOTSTRAP with $WORK/data (each run logs to its own
+# start_semel_run: starts semel on $BOOTSTRAP with $WORK/data (each run logs to its own
 # semel.<run>.out / semel.<run>.log) and waits until it accepts connections. Returns 1 (with
 # a message on stderr) if it does not.
-start_semel() {
+start_semel_run() {
   SEMEL_RUN=$((SEMEL_RUN + 1))
-  local out="$WORK/semel.$SEMEL_RUN.out" log="$WORK/semel.$SEMEL_RUN.log"
-  env -u SEMEL_CONFIG -u SEMEL_ADVERTISED "$SEMEL" serve --listen "$BOOTSTRAP" --data-dir "$WORK/data" \
-    >"$out" 2>"$log" &
-  SEMEL_PID=$!
-  for _ in $(seq 1 600); do
-    if ! kill -0 "$SEMEL_PID" 2>/dev/null; then
-      tail -n 30 "$log" >&2
-      say "semel (run $SEMEL_RUN) exited before accepting connections"
-      SEMEL_PID=""
-      return 1
-    fi
-    if grep -q "semel listening on" "$out" 2>/dev/null && (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+  local rc=0
+  launch_semel "$WORK/semel.$SEMEL_RUN.out" "$WORK/semel.$SEMEL_RUN.log" || rc=$?
+  case "$rc" in
+    0)
       say "semel run $SEMEL_RUN (pid $SEMEL_PID) listening on $BOOTSTRAP, data in $WORK/data"
       return 0
-    fi
-    sleep 0.1
-  done
-  say "semel (run $SEMEL_RUN) did not accept connections on $BOOTSTRAP within 60s"
+      ;;
+    1)
+      say "semel (run $SEMEL_RUN) exited before accepting connections"
+      SEMEL_PID=""
+      ;;
+    *) say "semel (run $SEMEL_RUN) did not accept connections on $BOOTSTRAP within 60s" ;;
+  esac
   return 1
 }
-start_semel || setup_failed "semel did not start"
+start_semel_run || setup_failed "semel did not start"
 
 # ---------------------------------------------------------------- the client harness
 cat >"$WORK/groups.py" <<'PY'
@@ -994,23 +905,13 @@ run_phase() {
 run_phase main
 
 # SIGTERM, restart on the same data dir and port.
-if [ -n "$SEMEL_PID" ] && kill -0 "$SEMEL_PID" 2>/dev/null; then
-  stop_semel
-  if [ "$SEMEL_RC" = 0 ]; then
-    record PASS "semel shut down cleanly on SIGTERM (before the restart)"
-  else
-    record FAIL "semel shut down cleanly on SIGTERM (before the restart): exit status $SEMEL_RC"
-  fi
-else
-  record FAIL "semel shut down cleanly on SIGTERM (before the restart): semel died during the checks"
-  stop_semel
-fi
-if start_semel; then
+record_shutdown "semel shut down cleanly on SIGTERM (before the restart)" "semel died during the checks"
+if start_semel_run; then
   run_phase after-term
   # kill -9, restart on the same data dir and port.
   kill9_semel
   say "semel killed with SIGKILL"
-  if start_semel; then
+  if start_semel_run; then
     run_phase after-kill
   else
     record FAIL "semel restarts after kill -9"
@@ -1019,30 +920,13 @@ else
   record FAIL "semel restarts after SIGTERM"
 fi
 
-PASSED=$((PASSED + $(grep -c '^PASS ' "$WORK/checks.out" || true)))
-FAILED=$((FAILED + $(grep -c '^FAIL ' "$WORK/checks.out" || true)))
+tally "$WORK/checks.out"
 if [ "$FAILED" != 0 ]; then
   say "--- last lines of the client log ($WORK/client.log)"
   tail -n 60 "$WORK/client.log" >&2 || true
 fi
 
 # ---------------------------------------------------------------- broker health and shutdown
-if [ -n "$SEMEL_PID" ] && kill -0 "$SEMEL_PID" 2>/dev/null; then
-  stop_semel
-  if [ "$SEMEL_RC" = 0 ]; then
-    record PASS "semel shut down cleanly on SIGTERM"
-  else
-    record FAIL "semel shut down cleanly on SIGTERM: exit status $SEMEL_RC"
-  fi
-else
-  record FAIL "semel shut down cleanly on SIGTERM: semel is not running"
-  stop_semel
-fi
-if cat "$WORK"/semel.*.log | sed 's/\x1b\[[0-9;]*m//g' | grep -Eq ' (ERROR|WARN) '; then
-  say "--- semel warnings and errors ($WORK/semel.*.log)"
-  cat "$WORK"/semel.*.log | sed -E 's/\x1b\[[0-9;]*m//g; s/^[^ ]+ +//; s/peer=[0-9.:]+/peer=*/' |
-    grep -E '^(ERROR|WARN) ' | sort | uniq -c | sort -rn | head -n 20 >&2 || true
-fi
-
-summary
-[ "$FAILED" = 0 ]
+record_shutdown "semel shut down cleanly on SIGTERM" "semel is not running"
+report_semel_warnings "$WORK/semel.*.log" "$WORK"/semel.*.log
+finish
