@@ -73,13 +73,12 @@ impl Log {
         bases.sort_unstable();
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
-        let mut corrupted_at = None;
+        let mut corrupted = false;
         for (i, &base) in bases.iter().enumerate() {
-            if let Some(end) = corrupted_at {
-                // Everything after a corrupt batch is dropped, as Kafka does.
-                let _ = end;
-                let (segment, _) = Segment::open(dir, base, true, settings.index_interval_bytes)?;
-                segment.delete_files()?;
+            if corrupted {
+                // Everything after a corrupt batch is dropped, as Kafka does: the files go
+                // without being opened or checked.
+                super::segment::delete_segment_files(dir, base)?;
                 report.deleted_segments_after_corruption += 1;
                 continue;
             }
@@ -87,7 +86,7 @@ impl Log {
             let trust = next_base.is_some_and(|next| next <= recovery_point);
             let (segment, tail) = Segment::open(dir, base, trust, settings.index_interval_bytes)?;
             if let Some(tail) = tail {
-                corrupted_at = Some(segment.next_offset);
+                corrupted = true;
                 report.truncated.push((base, tail));
             }
             segments.insert(base, segment);

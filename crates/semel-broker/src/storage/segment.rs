@@ -432,15 +432,21 @@ impl Segment {
 
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> io::Result<()> {
-        for path in [Self::log_path(&self.dir, self.base_offset), self.index_path(), self.time_index_path()] {
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        delete_segment_files(&self.dir, self.base_offset)
     }
+}
+
+/// Removes the files of the segment at `base_offset` without opening it.
+pub(crate) fn delete_segment_files(dir: &Path, base_offset: i64) -> io::Result<()> {
+    let stem = file_stem(base_offset);
+    for extension in ["log", "index", "timeindex"] {
+        match std::fs::remove_file(dir.join(format!("{stem}.{extension}"))) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// What recovery cut off the end of a segment.
