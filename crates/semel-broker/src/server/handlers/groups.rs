@@ -144,6 +144,11 @@ pub(crate) async fn leave_group(ctx: &RequestContext, request: LeaveGroupRequest
     Response::Now(LeaveGroupResponse::default().with_error_code(errors::NONE).with_members(members))
 }
 
+/// A committed offset as OffsetCommit and TxnOffsetCommit carry it (null metadata is "").
+pub(crate) fn committed_offset(offset: i64, leader_epoch: i32, metadata: Option<&StrBytes>, now_ms: i64) -> CommittedOffset {
+    CommittedOffset { offset, leader_epoch, metadata: metadata.map(ToString::to_string).unwrap_or_default(), commit_timestamp_ms: now_ms }
+}
+
 pub(crate) async fn offset_commit(ctx: &RequestContext, request: OffsetCommitRequest) -> Response<OffsetCommitResponse> {
     let state = ctx.state.clone();
     let now = crate::now_ms();
@@ -155,12 +160,7 @@ pub(crate) async fn offset_commit(ctx: &RequestContext, request: OffsetCommitReq
                 (
                     t.name.0.to_string(),
                     p.partition_index,
-                    CommittedOffset {
-                        offset: p.committed_offset,
-                        leader_epoch: p.committed_leader_epoch,
-                        metadata: p.committed_metadata.as_ref().map(ToString::to_string).unwrap_or_default(),
-                        commit_timestamp_ms: now,
-                    },
+                    committed_offset(p.committed_offset, p.committed_leader_epoch, p.committed_metadata.as_ref(), now),
                 )
             })
         })

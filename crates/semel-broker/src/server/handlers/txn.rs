@@ -111,12 +111,12 @@ pub(crate) async fn txn_offset_commit(ctx: &RequestContext, request: TxnOffsetCo
                         (
                             t.name.0.to_string(),
                             p.partition_index,
-                            CommittedOffset {
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata: p.committed_metadata.as_ref().map(ToString::to_string).unwrap_or_default(),
-                                commit_timestamp_ms: now,
-                            },
+                            super::groups::committed_offset(
+                                p.committed_offset,
+                                p.committed_leader_epoch,
+                                p.committed_metadata.as_ref(),
+                                now,
+                            ),
                         )
                     })
                 })
