@@ -1,6 +1,7 @@
 //! The broker: opens storage, starts the listener and background tasks, shuts down cleanly.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ pub struct Broker {
     local_addr: SocketAddr,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    cleaner: Option<(Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 /// Why the broker could not start.
@@ -97,7 +99,18 @@ impl Broker {
         for completion in to_complete {
             tasks.push(tokio::spawn(crate::coordinator::markers::complete(Arc::clone(&state), completion)));
         }
-        Ok(Self { state, local_addr, shutdown_tx, tasks })
+        let cleaner = if state.config.cleaner.enable {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (thread_state, thread_stop) = (Arc::clone(&state), Arc::clone(&stop));
+            let thread = std::thread::Builder::new()
+                .name("semel-cleaner".into())
+                .spawn(move || run_cleaner(&thread_state, &thread_stop))
+                .map_err(|e| crate::metadata::MetadataError::Io(e))?;
+            Some((stop, thread))
+        } else {
+            None
+        };
+        Ok(Self { state, local_addr, shutdown_tx, tasks, cleaner })
     }
 
     /// The address the listener is bound to.
@@ -118,6 +131,12 @@ impl Broker {
     /// writes indexes and checkpoints.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown_tx.send(true);
+        if let Some((stop, thread)) = self.cleaner.take() {
+            // The cleaner checks the flag between reads; an interrupted pass leaves the old
+            // segments in place.
+            stop.store(true, Ordering::Release);
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
         }
@@ -156,6 +175,9 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        if let Some((stop, _)) = &self.cleaner {
+            stop.store(true, Ordering::Release);
+        }
         for task in &self.tasks {
             task.abort();
         }
@@ -234,6 +256,108 @@ fn run_retention(state: &BrokerState) {
     if deleted_any {
         if let Err(e) = state.metadata.write_log_start_checkpoint() {
             state.health.fail("write log start checkpoint", &e);
+        }
+    }
+}
+
+/// A log the cleaner looks after.
+struct Cleanable<'a> {
+    name: String,
+    partition: &'a crate::storage::Partition,
+    compaction: crate::storage::cleaner::CompactSettings,
+    segment_bytes: u64,
+    index_interval_bytes: u64,
+}
+
+/// The log cleaner thread (Kafka's `log.cleaner.threads` = 1): picks the dirtiest log that is
+/// due, cleans it, and backs off when none is. Returns when `stop` is set or the log
+/// directory goes offline.
+fn run_cleaner(state: &BrokerState, stop: &AtomicBool) {
+    use crate::storage::cleaner;
+    let limits = cleaner::CleanerLimits {
+        dedupe_buffer_bytes: state.config.cleaner.dedupe_buffer_bytes,
+        io_max_bytes_per_second: state.config.cleaner.io_max_bytes_per_second,
+    };
+    // Logs the cleaner gave up on (unreadable data), until restart.
+    let mut uncleanable = std::collections::HashSet::new();
+    while !stop.load(Ordering::Acquire) && !state.health.is_offline() {
+        let topics = state.metadata.topics();
+        let mut logs = Vec::new();
+        for topic in &topics {
+            let settings = topic.settings(state.metadata.defaults());
+            if let Some(compaction) = settings.compaction {
+                for partition in &topic.partitions {
+                    logs.push(Cleanable {
+                        name: format!("{}-{}", topic.name, partition.index),
+                        partition,
+                        compaction,
+                        segment_bytes: settings.log.segment_bytes,
+                        index_interval_bytes: settings.log.index_interval_bytes,
+                    });
+                }
+            }
+        }
+        for (name, log) in [("__consumer_offsets-0", state.groups.internal_log()), ("__transaction_state-0", state.txns.internal_log())] {
+            let (partition, settings) = log.partition();
+            if let Some(compaction) = settings.compaction {
+                logs.push(Cleanable {
+                    name: name.to_string(),
+                    partition,
+                    compaction,
+                    segment_bytes: settings.log.segment_bytes,
+                    index_interval_bytes: settings.log.index_interval_bytes,
+                });
+            }
+        }
+        let now = crate::now_ms();
+        // The dirtiest log that is due.
+        let mut best: Option<(f64, &Cleanable)> = None;
+        for log in logs.iter().filter(|l| !uncleanable.contains(&l.name)) {
+            let view = log.partition.lock_log().cleaner_view();
+            match cleaner::assess(&view, &log.compaction, now) {
+                Ok(a) if a.is_due(&log.compaction) => {
+                    if best.is_none_or(|(ratio, _)| a.dirty_ratio > ratio) {
+                        best = Some((a.dirty_ratio, log));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!(log = log.name, error = %e, "cannot assess a log for cleaning"),
+            }
+        }
+        let Some((_, log)) = best else {
+            let until = std::time::Instant::now() + Duration::from_millis(state.config.cleaner.backoff_ms);
+            while std::time::Instant::now() < until && !stop.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            continue;
+        };
+        match cleaner::clean(log.partition, &log.compaction, log.segment_bytes, log.index_interval_bytes, &limits, stop, now) {
+            Ok(Some(stats)) => tracing::info!(
+                log = log.name,
+                bytes_before = stats.bytes_before,
+                bytes_after = stats.bytes_after,
+                segments_before = stats.segments_before,
+                segments_after = stats.segments_after,
+                records_read = stats.records_read,
+                records_kept = stats.records_kept,
+                keys = stats.keys_mapped,
+                cleaned_to = stats.cleaned_to,
+                elapsed_ms = stats.elapsed.as_millis() as u64,
+                "cleaned log"
+            ),
+            Ok(None) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound) => {
+                tracing::debug!(log = log.name, error = %e, "a log went while it was cleaned (topic deleted)");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::error!(log = log.name, error = %e, "the cleaner cannot read this log; it is skipped until restart");
+                uncleanable.insert(log.name.clone());
+            }
+            Err(e) => {
+                state.health.fail("log cleaner", &e);
+                return;
+            }
         }
     }
 }

@@ -48,6 +48,30 @@ pub struct BrokerConfig {
     pub groups: crate::coordinator::group::GroupConfig,
     /// Transaction coordinator settings.
     pub transactions: crate::coordinator::txn::TxnConfig,
+    /// The log cleaner (compaction of `cleanup.policy=compact` topics and internal logs).
+    pub cleaner: CleanerConfig,
+}
+
+/// The log cleaner's settings (Kafka's `log.cleaner.*`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CleanerConfig {
+    /// Run the cleaner (`log.cleaner.enable`).
+    pub enable: bool,
+    /// Pause when no log needs cleaning (`log.cleaner.backoff.ms`).
+    pub backoff_ms: u64,
+    /// Memory budget of the key map of one pass (`log.cleaner.dedupe.buffer.size`); when a
+    /// log's dirty keys do not fit, it is cleaned in several passes.
+    pub dedupe_buffer_bytes: usize,
+    /// Bytes read plus written per second by the cleaner, 0 for no limit
+    /// (`log.cleaner.io.max.bytes.per.second`).
+    pub io_max_bytes_per_second: u64,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        Self { enable: true, backoff_ms: 15_000, dedupe_buffer_bytes: 128 * 1024 * 1024, io_max_bytes_per_second: 0 }
+    }
 }
 
 /// Broker-wide defaults of topic configs (Kafka's `log.*` settings).
@@ -88,6 +112,7 @@ impl Default for BrokerConfig {
             log: LogDefaults::default(),
             groups: crate::coordinator::group::GroupConfig::default(),
             transactions: crate::coordinator::txn::TxnConfig::default(),
+            cleaner: CleanerConfig::default(),
         }
     }
 }
@@ -155,6 +180,12 @@ impl BrokerConfig {
             if let Err(e) = crate::metadata::config::validate(name, &value) {
                 return invalid(format!("log default: {e}"));
             }
+        }
+        if self.cleaner.dedupe_buffer_bytes < 1024 * 1024 {
+            return invalid(format!("cleaner.dedupe_buffer_bytes {} must be at least 1 MiB", self.cleaner.dedupe_buffer_bytes));
+        }
+        if self.groups.offsets_segment_bytes < 1024 || self.transactions.state_log_segment_bytes < 1024 {
+            return invalid("groups.offsets_segment_bytes and transactions.state_log_segment_bytes must be at least 1024".into());
         }
         if let Some(advertised) = &self.advertised {
             parse_host_port(advertised).map_err(ConfigFileError::Invalid)?;

@@ -68,6 +68,9 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// Bound on the number of groups (every structure is bounded).
     pub max_groups: usize,
+    /// Segment size of the offsets log, which the cleaner compacts (Kafka's
+    /// `offsets.topic.segment.bytes`).
+    pub offsets_segment_bytes: u64,
 }
 
 impl Default for GroupConfig {
@@ -80,6 +83,7 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offset_metadata_max_bytes: 4096,
             max_groups: 100_000,
+            offsets_segment_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -350,9 +354,14 @@ pub struct GroupCoordinator {
 type Durable = Result<i64, AppendError>;
 
 impl GroupCoordinator {
+    /// The coordinator's internal log (the cleaner compacts it).
+    pub(crate) fn internal_log(&self) -> &InternalLog {
+        &self.log
+    }
+
     /// Opens the offsets log and rebuilds every group from it.
     pub fn open(data_dir: &std::path::Path, health: Arc<LogDirHealth>, config: GroupConfig) -> std::io::Result<Self> {
-        let (log, records) = InternalLog::open(data_dir, LOG_NAME, health)?;
+        let (log, records) = InternalLog::open(data_dir, LOG_NAME, health, config.offsets_segment_bytes)?;
         let coordinator = Self { groups: Mutex::new(HashMap::new()), log, config };
         {
             let mut groups = coordinator.lock();

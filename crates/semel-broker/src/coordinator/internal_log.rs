@@ -40,6 +40,9 @@ pub(crate) struct InternalLog {
     settings: AppendSettings,
 }
 
+/// Settings of internal logs: compacted with the topic defaults of `delete.retention.ms`
+/// and `min.cleanable.dirty.ratio`, never deleted by retention. `segment_bytes` is replaced by
+/// the coordinator's setting.
 const SETTINGS: AppendSettings = AppendSettings {
     log: LogSettings {
         segment_bytes: 100 * 1024 * 1024,
@@ -50,21 +53,29 @@ const SETTINGS: AppendSettings = AppendSettings {
     },
     max_message_bytes: 64 * 1024 * 1024,
     log_append_time: false,
+    compaction: Some(crate::storage::cleaner::CompactSettings {
+        delete_retention_ms: 86_400_000,
+        min_cleanable_dirty_ratio: 0.5,
+        min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: i64::MAX,
+    }),
 };
 
 impl InternalLog {
     /// Opens the log and returns it with every record in it, oldest first.
-    pub(crate) fn open(data_dir: &Path, name: &str, health: Arc<LogDirHealth>) -> std::io::Result<(Self, Vec<LogEntry>)> {
+    pub(crate) fn open(data_dir: &Path, name: &str, health: Arc<LogDirHealth>, segment_bytes: u64) -> std::io::Result<(Self, Vec<LogEntry>)> {
+        let mut settings = SETTINGS;
+        settings.log.segment_bytes = segment_bytes;
         // Kept apart from topic folders (`<topic>-<partition>`), so no topic can clash with it.
         let dir = data_dir.join("internal").join(format!("{name}-0"));
         // The recovery point is not tracked for internal logs: every segment is checked.
-        let (log, report) = Log::open(&dir, 0, 0, &SETTINGS.log)?;
+        let (log, report) = Log::open(&dir, 0, 0, &settings.log)?;
         for (segment, tail) in &report.truncated {
             tracing::warn!(log = name, segment, reason = %tail.reason, "recovery truncated the internal log");
         }
         let data_arrived = Arc::new(tokio::sync::watch::channel(0u64).0);
         let partition = Arc::new(Partition::new(name.to_string(), 0, log, health, FlushPolicy { interval_messages: 1 }, data_arrived));
-        let this = Self { partition, settings: SETTINGS };
+        let this = Self { partition, settings };
         let records = this.read_all()?;
         Ok((this, records))
     }
@@ -99,6 +110,11 @@ impl InternalLog {
             }
         }
         Ok(records)
+    }
+
+    /// The log's partition and settings, for the cleaner.
+    pub(crate) fn partition(&self) -> (&Arc<Partition>, &AppendSettings) {
+        (&self.partition, &self.settings)
     }
 
     /// Appends records as one batch; returns the offset to wait for with [`Self::flush_to`].

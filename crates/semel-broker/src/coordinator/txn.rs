@@ -66,6 +66,9 @@ pub struct TxnConfig {
     pub abort_timed_out_interval_ms: u64,
     /// Bound on the number of transactional ids.
     pub max_transactional_ids: usize,
+    /// Segment size of the transaction state log, which the cleaner compacts (Kafka's
+    /// `transaction.state.log.segment.bytes`).
+    pub state_log_segment_bytes: u64,
 }
 
 impl Default for TxnConfig {
@@ -75,6 +78,7 @@ impl Default for TxnConfig {
             id_expiration_ms: 7 * 24 * 3600 * 1000,
             abort_timed_out_interval_ms: 1_000,
             max_transactional_ids: 100_000,
+            state_log_segment_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -211,9 +215,14 @@ fn record(metadata: &TxnMetadata) -> KeyValue {
 }
 
 impl TxnCoordinator {
+    /// The coordinator's internal log (the cleaner compacts it).
+    pub(crate) fn internal_log(&self) -> &InternalLog {
+        &self.log
+    }
+
     /// Opens the transaction log, replays it, and returns the transactions to complete.
     pub fn open(data_dir: &std::path::Path, health: Arc<LogDirHealth>, config: TxnConfig) -> std::io::Result<(Self, Vec<Completion>)> {
-        let (log, records) = InternalLog::open(data_dir, LOG_NAME, health)?;
+        let (log, records) = InternalLog::open(data_dir, LOG_NAME, health, config.state_log_segment_bytes)?;
         let this = Self { ids: Mutex::new(HashMap::new()), log, config };
         let mut completions = Vec::new();
         {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::config::LogDefaults;
+use crate::storage::cleaner::CompactSettings;
 use crate::storage::log::LogSettings;
 use crate::storage::partition::AppendSettings;
 
@@ -107,18 +108,18 @@ fn v_compression_type(v: &str) -> Result<(), String> {
 pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def!("cleanup.policy", List, true, v_cleanup_policy),
     def!("compression.type", String, true, v_compression_type),
-    def!("delete.retention.ms", Long, false, v_long_0),
+    def!("delete.retention.ms", Long, true, v_long_0),
     def!("file.delete.delay.ms", Long, false, v_long_0),
     def!("flush.messages", Long, false, v_long_1),
     def!("flush.ms", Long, false, v_long_0),
     def!("index.interval.bytes", Int, true, v_int_0),
-    def!("max.compaction.lag.ms", Long, false, v_long_1),
+    def!("max.compaction.lag.ms", Long, true, v_long_1),
     def!("max.message.bytes", Int, true, v_int_0),
     def!("message.timestamp.after.max.ms", Long, false, v_long_0),
     def!("message.timestamp.before.max.ms", Long, false, v_long_0),
     def!("message.timestamp.type", String, true, v_timestamp_type),
-    def!("min.cleanable.dirty.ratio", Double, false, v_ratio),
-    def!("min.compaction.lag.ms", Long, false, v_long_0),
+    def!("min.cleanable.dirty.ratio", Double, true, v_ratio),
+    def!("min.compaction.lag.ms", Long, true, v_long_0),
     def!("min.insync.replicas", Int, false, v_int_1),
     def!("preallocate", Boolean, false, v_bool),
     def!("retention.bytes", Long, true, v_long_m1),
@@ -180,6 +181,7 @@ pub(crate) fn resolve(overrides: &BTreeMap<String, String>, defaults: &LogDefaul
     // Retention deletes segments only under the delete policy (Kafka: compact alone keeps
     // every segment and leaves the log to the cleaner).
     let deletes = get("cleanup.policy").split(',').any(|p| p.trim() == "delete");
+    let compacts = get("cleanup.policy").split(',').any(|p| p.trim() == "compact");
     AppendSettings {
         log: LogSettings {
             segment_bytes: long("segment.bytes").max(14) as u64,
@@ -190,6 +192,12 @@ pub(crate) fn resolve(overrides: &BTreeMap<String, String>, defaults: &LogDefaul
         },
         max_message_bytes: long("max.message.bytes").max(0) as usize,
         log_append_time: get("message.timestamp.type").trim() == "LogAppendTime",
+        compaction: compacts.then(|| CompactSettings {
+            delete_retention_ms: long("delete.retention.ms").max(0),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+            min_compaction_lag_ms: long("min.compaction.lag.ms").max(0),
+            max_compaction_lag_ms: get("max.compaction.lag.ms").trim().parse::<i64>().map_or(i64::MAX, |v| v.max(1)),
+        }),
     }
 }
 

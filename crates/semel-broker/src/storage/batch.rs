@@ -66,6 +66,9 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid record batch: {0}")]
     Invalid(String),
+    /// A record without a key sent to a compacted topic (INVALID_RECORD, as Kafka answers).
+    #[error("Compacted topic cannot accept message without key in topic partition")]
+    MissingKey,
 }
 
 /// A read-only view of one batch's header fields.

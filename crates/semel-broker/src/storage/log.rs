@@ -58,6 +58,8 @@ impl Log {
         settings: &LogSettings,
     ) -> io::Result<(Self, RecoveryReport)> {
         std::fs::create_dir_all(dir)?;
+        // A cleaner swap that was interrupted is finished before anything else is read.
+        super::cleaner::recover_swaps(dir)?;
         let mut bases = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -349,6 +351,56 @@ impl Log {
             self.snapshot_producers()?;
         }
         Ok(deleted)
+    }
+
+    /// What the cleaner needs to plan a pass, taken under the lock: the sealed segments (the
+    /// active one is never cleaned), the bounds, and the transaction and producer state.
+    pub(crate) fn cleaner_view(&self) -> super::cleaner::LogView {
+        let active_base = self.active().base_offset;
+        super::cleaner::LogView {
+            dir: self.dir.clone(),
+            segments: self
+                .segments
+                .values()
+                .filter(|s| s.base_offset != active_base)
+                .map(|s| super::cleaner::SegmentView {
+                    base_offset: s.base_offset,
+                    next_offset: s.next_offset,
+                    size: s.size,
+                    max_timestamp: s.max_timestamp,
+                    file: std::sync::Arc::clone(&s.file),
+                })
+                .collect(),
+            active_base,
+            log_start_offset: self.log_start_offset,
+            first_unstable_offset: self.producers.first_unstable_offset(),
+            aborted: self.producers.aborted_overlapping(i64::MIN, i64::MAX),
+            last_batch_of_producer: self.producers.iter().filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset))).collect(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// Replaces the sealed segments `old_bases` (consecutive, the first being `base`) with the
+    /// cleaned segment waiting in `swap` (see `cleaner::swap_path`). Returns false, deleting
+    /// the swap file, when one of them is gone (retention or DeleteRecords ran meanwhile).
+    pub(crate) fn replace_segments(&mut self, old_bases: &[i64], swap: &Path, index_interval_bytes: u64) -> io::Result<bool> {
+        let active_base = self.active().base_offset;
+        if old_bases.iter().any(|b| !self.segments.contains_key(b) || *b == active_base) {
+            std::fs::remove_file(swap)?;
+            return Ok(false);
+        }
+        let base = old_bases[0];
+        super::cleaner::finish_swap(&self.dir, swap)?;
+        let (segment, tail) = Segment::open(&self.dir, base, false, index_interval_bytes)?;
+        if let Some(tail) = tail {
+            // The cleaner fsynced the file before the swap; damage here is a disk fault.
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("cleaned segment {base} is damaged: {}", tail.reason)));
+        }
+        for b in old_bases {
+            self.segments.remove(b);
+        }
+        self.segments.insert(base, segment);
+        Ok(true)
     }
 
     /// Writes the active segment's indexes (clean shutdown).

@@ -2,9 +2,11 @@
 //! retention. `io` is the only module that decides how bytes become durable.
 
 pub mod batch;
+pub(crate) mod cleaner;
 pub mod io;
 pub(crate) mod log;
 pub mod partition;
+pub(crate) mod records;
 pub(crate) mod segment;
 
 pub use partition::{AppendError, AppendInfo, Partition};

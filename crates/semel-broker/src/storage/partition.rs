@@ -50,6 +50,9 @@ pub(crate) struct AppendSettings {
     pub(crate) log: LogSettings,
     pub(crate) max_message_bytes: usize,
     pub(crate) log_append_time: bool,
+    /// Set when the topic's `cleanup.policy` includes `compact`: the cleaner's settings, and
+    /// every record must have a key.
+    pub(crate) compaction: Option<super::cleaner::CompactSettings>,
 }
 
 /// How appends become durable, from the broker config.
@@ -160,6 +163,9 @@ impl Partition {
             }
             let header = batch::check_framing_and_crc(slice)?;
             batch::validate_records(slice, &header)?;
+            if settings.compaction.is_some() && !header.is_control() {
+                super::records::require_keys(slice, &header)?;
+            }
             if header.is_control() {
                 return Err(BatchError::Invalid("clients cannot produce control batches".into()).into());
             }
