@@ -9,6 +9,9 @@
 # Environment:
 #   SEMEL_BIN=/path/to/semel   use this binary instead of building one
 #   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
+#   COMPAT_FULL=1              the full form: the consume-transform-produce check copies 2,000
+#                              records instead of 200 (the default form, for CI); the other
+#                              checks are the same in both forms
 set -euo pipefail
 
 # Pinned client version, plus the codec libraries kafka-python needs for snappy (python-snappy,
@@ -28,7 +31,7 @@ build_semel
 start_semel
 
 # ---------------------------------------------------------------- checks
-run_python_checks 1500 <<'PY'
+COMPAT_FULL="${COMPAT_FULL:-0}" run_python_checks 1500 <<'PY'
 import importlib.metadata
 import os
 import random
@@ -699,6 +702,159 @@ def c_txn_read_committed():
             "end_offsets 28 with both isolation levels")
 
 
+def fenced(e):
+    """ProducerFencedError, raised as such or (once the producer is in its fatal error state)
+    wrapped: KafkaError("Cannot execute transactional method because we are in an error state:
+    [Error 90] ProducerFencedError")."""
+    return isinstance(e, Errors.ProducerFencedError) or (
+        type(e) is Errors.KafkaError and "error state" in str(e) and "ProducerFencedError" in str(e))
+
+
+def c_txn_fencing():
+    """p1 (transactional_id X) begins a transaction and delivers a record; p2 calls
+    init_transactions() with the same transactional_id (InitProducerId: p1's open transaction
+    is aborted, the epoch bumped). p1's next send and its commit_transaction fail; kafka-python
+    3.x takes the INVALID_PRODUCER_EPOCH of the send as abortable (KIP-360 epoch bump,
+    transaction_manager.py), so p1 then aborts: its InitProducerId with the old epoch is
+    answered PRODUCER_FENCED (Kafka: TransactionCoordinator.handleInitProducerId), a fatal
+    ProducerFencedError. p2 commits; read_committed sees only p2's record."""
+    topic = "kp-txn-fence"
+    admin().create_topics({topic: {"num_partitions": 1, "replication_factor": 1}})
+    p1 = producer(transactional_id="kp-txn-fenced")
+    p2 = None
+    steps = []
+    try:
+        p1.init_transactions()
+        p1.begin_transaction()
+        produce_all(p1, topic, [{"partition": 0, "key": b"p1", "value": b"p1 before", "headers": [], "ts": NOW_MS}])
+        p2 = producer(transactional_id="kp-txn-fenced")
+        t0 = time.monotonic()
+        p2.init_transactions()
+        took = time.monotonic() - t0
+        # What an application does: send, commit; on an (abortable) error abort, then begin
+        # again; a fatal ProducerFencedError ends it. While its epoch bump (InitProducerId) is
+        # in flight kafka-python refuses every transactional call with a KafkaError "Invalid
+        # transition attempted from state BUMPING_PRODUCER_EPOCH ..." instead of waiting (a
+        # client race): such a call is retried for up to 10 s.
+        for op in ("send", "commit_transaction", "abort_transaction", "begin_transaction"):
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    if op == "send":
+                        p1.send(topic, key=b"p1", value=b"p1 after", partition=0).get(timeout=30)
+                    else:
+                        getattr(p1, op)()
+                    steps.append((op, None))
+                except Exception as e:  # noqa: BLE001
+                    if "from state BUMPING_PRODUCER_EPOCH" in str(e) and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                        continue
+                    steps.append((op, e))
+                break
+            if fenced(steps[-1][1]):
+                break
+        desc = "; ".join(f"{op}: {type(e).__name__ + (' (' + str(e)[:140] + ')' if type(e) is Errors.KafkaError else '') if e else 'ok'}"
+                         for op, e in steps)
+        expect(steps[0][1] is not None, f"the fenced producer's send succeeded ({desc})")
+        expect(steps[1][1] is not None, f"the fenced producer's commit_transaction succeeded ({desc})")
+        expect(any(fenced(e) for _, e in steps),
+               f"the fenced producer never got ProducerFencedError ({desc})")
+        p2.begin_transaction()
+        produce_all(p2, topic, [{"partition": 0, "key": b"p2", "value": b"p2", "headers": [], "ts": NOW_MS}])
+        p2.commit_transaction()
+    finally:
+        try:
+            p1.close(timeout=5)
+        except Exception:  # noqa: BLE001 - a fenced producer may not close cleanly
+            pass
+        if p2 is not None:
+            p2.close()
+    got = consume_all(topic, {0: 1}, isolation_level="read_committed")
+    expect([r.value for r in got[0]] == [b"p2"], f"read_committed after fencing: {[r.value for r in got[0]]}, expected [b'p2']")
+    return f"p2 init_transactions took {took:.1f}s; p1: {desc}; read_committed sees only p2's record"
+
+
+N_CTP = 2_000 if os.environ.get("COMPAT_FULL") == "1" else 200
+
+
+def c_txn_consume_transform_produce():
+    """Exactly-once copy: a group consumer (read_committed, no auto commit) and a
+    transactional producer; each transaction produces the transformed records and commits
+    the consumer's positions with send_offsets_to_transaction(offsets,
+    consumer.group_metadata()) (AddOffsetsToTxn + TxnOffsetCommit with the generation and
+    member id, KIP-447). The third transaction is aborted after its records were delivered and
+    its offsets sent: the committed offsets stay those of the second, and the consumer seeks
+    back to them. The output, read_committed, holds each transformed input exactly once."""
+    from kafka.structs import OffsetAndMetadata
+    t_in, t_out, group = "kp-ctp-in", "kp-ctp-out", "kp-ctp"
+    admin().create_topics({t_in: {"num_partitions": PARTITIONS, "replication_factor": 1},
+                           t_out: {"num_partitions": PARTITIONS, "replication_factor": 1}})
+    inputs = [{"partition": i % PARTITIONS, "key": f"k{i}".encode(), "value": f"v{i}".encode(),
+               "headers": [], "ts": NOW_MS} for i in range(N_CTP)]
+    p0 = producer()
+    try:
+        produce_all(p0, t_in, inputs)
+    finally:
+        p0.close()
+    end = {q: len(v) for q, v in per_partition(inputs).items()}
+    c = KafkaConsumer(t_in, bootstrap_servers=BOOT, group_id=group, isolation_level="read_committed",
+                      enable_auto_commit=False, auto_offset_reset="earliest", request_timeout_ms=30000)
+    p = producer(transactional_id="kp-ctp-txn")
+    n_txn = committed_txns = aborted_records = 0
+    last_committed, after_abort = {}, None
+    try:
+        p.init_transactions()
+        deadline = time.monotonic() + 120
+        while True:
+            expect(time.monotonic() < deadline, f"not done after 120s: {committed_txns} transactions committed")
+            recs = [r for rs in c.poll(timeout_ms=1000, max_records=N_CTP // 10).values() for r in rs]
+            if not recs:
+                pos = {tp.partition: c.position(tp) for tp in c.assignment()}
+                if len(pos) == PARTITIONS and all(pos[q] >= end[q] for q in end):
+                    break
+                continue
+            n_txn += 1
+            p.begin_transaction()
+            futs = [p.send(t_out, key=r.key, value=b"T(" + r.value + b")", partition=r.partition) for r in recs]
+            positions = {tp: c.position(tp) for tp in c.assignment()}
+            p.send_offsets_to_transaction({tp: OffsetAndMetadata(o, "", -1) for tp, o in positions.items()},
+                                          c.group_metadata())
+            if n_txn == 3:
+                p.flush(timeout=30)
+                for f in futs:
+                    f.get(timeout=30)
+                p.abort_transaction()
+                aborted_records += len(recs)
+                committed = {tp: c.committed(tp) for tp in c.assignment()}
+                after_abort = {tp.partition: o for tp, o in committed.items() if o is not None}
+                expect(after_abort == last_committed, f"committed offsets after the abort: {after_abort}, "
+                                                      f"expected those of the last commit {last_committed}")
+                for tp, o in committed.items():
+                    if o is None:
+                        c.seek_to_beginning(tp)
+                    else:
+                        c.seek(tp, o)
+            else:
+                p.commit_transaction()
+                committed_txns += 1
+                last_committed.update({tp.partition: o for tp, o in positions.items()})
+    finally:
+        c.close()
+        p.close()
+    expect(aborted_records > 0, "no transaction was aborted (the input was consumed in fewer than 3?)")
+    got = consume_all(t_out, end, isolation_level="read_committed")
+    for q in range(PARTITIONS):
+        want = [b"T(" + m["value"] + b")" for m in inputs if m["partition"] == q]
+        have = [r.value for r in got[q]]
+        expect(have == want, f"output partition {q} (read_committed): {len(have)} records, "
+                             f"{len(have) - len(set(have))} duplicates, expected the {len(want)} transformed inputs in order")
+    offs = admin().list_group_offsets(group)[group]
+    have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}
+    expect(have == end, f"group {group} committed offsets {have}, expected the input's end offsets {end}")
+    return (f"{committed_txns} transactions committed, 1 aborted ({aborted_records} records, committed offsets "
+            f"unchanged); output read_committed: {N_CTP} records exactly once; group offsets = end offsets {end}")
+
+
 print(f"# kafka-python {importlib.metadata.version('kafka-python')}; codecs: gzip, snappy={kafka.codec.has_snappy()}, "
       f"lz4={kafka.codec.has_lz4()}, zstd={kafka.codec.has_zstd()}", flush=True)
 check("admin.create_topics 3 partitions + retention.ms", c_create_topics)
@@ -724,6 +880,8 @@ check("idempotence: default KafkaProducer(bootstrap_servers) is idempotent and w
 check("idempotence: enable_idempotence=False works and stores no producer id", c_idem_off)
 check("transactions: KafkaProducer(transactional_id) commit 10 / abort 10 / commit 5 per partition, 3 partitions; LSO while open", c_txn_commit_abort)
 check("transactions: read_committed reads the 45 committed records, read_uncommitted all 75; end_offsets by isolation level", c_txn_read_committed)
+check("transactions: a second producer with the same transactional_id fences the first (ProducerFencedError)", c_txn_fencing)
+check(f"transactions: consume-transform-produce with send_offsets_to_transaction(group_metadata), one abort + rewind: {N_CTP} records exactly once", c_txn_consume_transform_produce)
 PY
 
 # ---------------------------------------------------------------- broker health and shutdown
