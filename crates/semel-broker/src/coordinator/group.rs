@@ -311,7 +311,9 @@ enum RecordKey {
     Offset { group: String, topic: String, partition: i32 },
     #[serde(rename = "group")]
     Group { group: String },
-    /// An offset committed by a transaction, pending until its marker.
+    /// An offset committed by a transaction, pending until its marker, as semel wrote it
+    /// before transactions' offsets became transactional batches with the `offset` key (read
+    /// only, for logs written then).
     #[serde(rename = "txn_offset")]
     TxnOffset { group: String, producer_id: i64, topic: String, partition: i32 },
 }
@@ -367,7 +369,8 @@ impl GroupCoordinator {
             let mut groups = coordinator.lock();
             for entry in &records {
                 match entry {
-                    LogEntry::Record(record) => Self::replay(&mut groups, record),
+                    LogEntry::Record(record) => Self::replay(&mut groups, record, None),
+                    LogEntry::TxnRecord { producer_id, record } => Self::replay(&mut groups, record, Some(*producer_id)),
                     LogEntry::Marker { producer_id, commit } => Self::replay_marker(&mut groups, *producer_id, *commit),
                 }
             }
@@ -382,7 +385,9 @@ impl GroupCoordinator {
 
     /// Applies one record of the offsets log. Live writes call it too, so loading and
     /// serving share one code path.
-    fn replay(groups: &mut HashMap<String, Group>, record: &KeyValue) {
+    /// `txn_producer`: the record belongs to this producer's transaction (pending until its
+    /// marker).
+    fn replay(groups: &mut HashMap<String, Group>, record: &KeyValue, txn_producer: Option<i64>) {
         let Ok(key) = serde_json::from_slice::<RecordKey>(&record.key) else {
             tracing::warn!("skipping an unreadable record in the offsets log");
             return;
@@ -391,9 +396,14 @@ impl GroupCoordinator {
             RecordKey::Offset { group, topic, partition } => {
                 let entry = groups.entry(group.clone()).or_insert_with(|| Group::new(&group));
                 match record.value.as_deref().map(serde_json::from_slice::<CommittedOffset>) {
-                    Some(Ok(offset)) => {
-                        entry.offsets.insert((topic, partition), offset);
-                    }
+                    Some(Ok(offset)) => match txn_producer {
+                        Some(producer_id) => {
+                            entry.pending_txn_offsets.entry(producer_id).or_default().insert((topic, partition), offset);
+                        }
+                        None => {
+                            entry.offsets.insert((topic, partition), offset);
+                        }
+                    },
                     Some(Err(_)) => tracing::warn!(group, "skipping an unreadable offset record"),
                     None => {
                         entry.offsets.remove(&(topic, partition));
@@ -467,7 +477,16 @@ impl GroupCoordinator {
     fn write(&self, groups: &mut HashMap<String, Group>, records: Vec<KeyValue>) -> Durable {
         let end = self.log.append(&records)?;
         for record in &records {
-            Self::replay(groups, record);
+            Self::replay(groups, record, None);
+        }
+        Ok(end)
+    }
+
+    /// Writes a transaction's offsets as one transactional batch of the producer.
+    fn write_transactional(&self, groups: &mut HashMap<String, Group>, records: Vec<KeyValue>, producer_id: i64, epoch: i16) -> Durable {
+        let end = self.log.append_transactional(&records, producer_id, epoch)?;
+        for record in &records {
+            Self::replay(groups, record, Some(producer_id));
         }
         Ok(end)
     }
@@ -952,7 +971,7 @@ impl GroupCoordinator {
     #[allow(clippy::too_many_arguments)]
     pub fn commit_offsets(
         &self,
-        producer: Option<i64>,
+        producer: Option<(i64, i16)>,
         group_id: &str,
         generation_id: i32,
         member_id: &str,
@@ -983,17 +1002,17 @@ impl GroupCoordinator {
                 errors.push(UNKNOWN_TOPIC_OR_PARTITION);
             } else {
                 errors.push(NONE);
-                let key = match producer {
-                    Some(producer_id) => RecordKey::TxnOffset { group: group_id.to_string(), producer_id, topic, partition },
-                    None => RecordKey::Offset { group: group_id.to_string(), topic, partition },
-                };
+                let key = RecordKey::Offset { group: group_id.to_string(), topic, partition };
                 records.push(KeyValue { key: encode(&key), value: Some(encode(&offset)) });
             }
         }
         if records.is_empty() {
             return (errors, None);
         }
-        let durable = self.write(&mut groups, records);
+        let durable = match producer {
+            Some((producer_id, epoch)) => self.write_transactional(&mut groups, records, producer_id, epoch),
+            None => self.write(&mut groups, records),
+        };
         (errors, Some(durable))
     }
 
@@ -1162,14 +1181,14 @@ mod tests {
     fn transactional_offsets_wait_for_their_marker() {
         let dir = tempfile::tempdir().expect("tmp");
         let c = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), GroupConfig::default()).expect("open");
-        let (errors, _) = c.commit_offsets(Some(7), "g", -1, "", None, vec![("t".into(), 0, offset(5))], |_, _| true);
+        let (errors, _) = c.commit_offsets(Some((7, 0)), "g", -1, "", None, vec![("t".into(), 0, offset(5))], |_, _| true);
         assert_eq!(errors, [NONE]);
         assert!(c.fetch_offsets("g").is_empty(), "pending until the marker");
         assert!(c.has_pending("g", "t", 0));
         c.complete_txn(7, 0, false).expect("written");
         assert!(c.fetch_offsets("g").is_empty(), "an abort drops them");
         assert!(!c.has_pending("g", "t", 0), "and leaves nothing pending");
-        c.commit_offsets(Some(7), "g", -1, "", None, vec![("t".into(), 0, offset(9))], |_, _| true);
+        c.commit_offsets(Some((7, 0)), "g", -1, "", None, vec![("t".into(), 0, offset(9))], |_, _| true);
         c.complete_txn(7, 0, true).expect("written");
         assert_eq!(c.fetch_offsets("g").get(&("t".to_string(), 0)).map(|o| o.offset), Some(9));
         // The outcomes are control batches in Kafka's format in the offsets log.

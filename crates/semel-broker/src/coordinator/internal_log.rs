@@ -30,6 +30,9 @@ pub(crate) struct KeyValue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum LogEntry {
     Record(KeyValue),
+    /// A record of a transaction (a transactional batch of `producer_id`), which counts once
+    /// the producer's COMMIT marker follows.
+    TxnRecord { producer_id: i64, record: KeyValue },
     Marker { producer_id: i64, commit: bool },
 }
 
@@ -101,7 +104,12 @@ impl InternalLog {
                         let commit = record.key.as_deref().is_some_and(|k| k.len() >= 4 && k[3] == 1);
                         records.push(LogEntry::Marker { producer_id: record.producer_id, commit });
                     } else if let Some(key) = record.key {
-                        records.push(LogEntry::Record(KeyValue { key: key.to_vec(), value: record.value.map(|v| v.to_vec()) }));
+                        let kv = KeyValue { key: key.to_vec(), value: record.value.map(|v| v.to_vec()) };
+                        records.push(if record.transactional {
+                            LogEntry::TxnRecord { producer_id: record.producer_id, record: kv }
+                        } else {
+                            LogEntry::Record(kv)
+                        });
                     }
                 }
             }
@@ -120,19 +128,37 @@ impl InternalLog {
     /// Appends records as one batch; returns the offset to wait for with [`Self::flush_to`].
     pub(crate) fn append(&self, records: &[KeyValue]) -> Result<i64, AppendError> {
         let now = crate::now_ms();
+        let batch = Self::encode(records, None, now)?;
+        let info = self.partition.append(&batch, &self.settings, now, false)?;
+        Ok(info.next_offset)
+    }
+
+    /// Appends records as one transactional batch of the producer (a transaction's offsets in
+    /// the offsets log, as Kafka writes them): they count once the producer's COMMIT marker
+    /// follows, and the cleaner drops them if an ABORT does. Returns the offset to wait for.
+    pub(crate) fn append_transactional(&self, records: &[KeyValue], producer_id: i64, producer_epoch: i16) -> Result<i64, AppendError> {
+        let now = crate::now_ms();
+        let batch = Self::encode(records, Some((producer_id, producer_epoch)), now)?;
+        let info = self.partition.append_as_coordinator(&batch, &self.settings, now)?;
+        Ok(info.next_offset)
+    }
+
+    fn encode(records: &[KeyValue], producer: Option<(i64, i16)>, now: i64) -> Result<BytesMut, AppendError> {
+        let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
         let records: Vec<Record> = records
             .iter()
             .enumerate()
             .map(|(i, kv)| Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
-                sequence: i as i32 - 1,
+                // Coordinator writes carry no sequence (Kafka's NO_SEQUENCE).
+                sequence: -1,
                 timestamp: now,
                 key: Some(Bytes::from(kv.key.clone())),
                 value: kv.value.clone().map(Bytes::from),
@@ -142,8 +168,7 @@ impl InternalLog {
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
             .map_err(|e| AppendError::Batch(crate::storage::batch::BatchError::Invalid(format!("{e:#}"))))?;
-        let info = self.partition.append(&buf, &self.settings, now, false)?;
-        Ok(info.next_offset)
+        Ok(buf)
     }
 
     /// Appends a COMMIT or ABORT control batch for `producer_id`, byte for byte as Kafka writes

@@ -148,6 +148,24 @@ impl Partition {
         now_ms: i64,
         txn_verified: bool,
     ) -> Result<AppendInfo, AppendError> {
+        self.append_from(records, settings, now_ms, txn_verified, true)
+    }
+
+    /// Appends batches a coordinator wrote to its own internal log (Kafka's
+    /// `AppendOrigin.COORDINATOR`): transactional batches are accepted and producer sequences
+    /// are not checked, but the batches still open the producer's transaction here.
+    pub(crate) fn append_as_coordinator(&self, records: &[u8], settings: &AppendSettings, now_ms: i64) -> Result<AppendInfo, AppendError> {
+        self.append_from(records, settings, now_ms, true, false)
+    }
+
+    fn append_from(
+        &self,
+        records: &[u8],
+        settings: &AppendSettings,
+        now_ms: i64,
+        txn_verified: bool,
+        check_producer_state: bool,
+    ) -> Result<AppendInfo, AppendError> {
         if self.health.is_offline() {
             return Err(AppendError::Offline);
         }
@@ -184,7 +202,8 @@ impl Partition {
         }
         // Validate against producer state, then append, then record (ProducerAppendInfo).
         let parsed: Vec<BatchHeader> = headers.iter().map(|(h, _)| *h).collect();
-        if let Prepared::Duplicate(original) = log.producers.prepare(&parsed)? {
+        let prepared = if check_producer_state { log.producers.prepare(&parsed)? } else { Prepared::Append };
+        if let Prepared::Duplicate(original) = prepared {
             return Ok(AppendInfo {
                 duplicate: true,
                 base_offset: original.first_offset,

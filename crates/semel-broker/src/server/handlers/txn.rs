@@ -129,7 +129,7 @@ pub(crate) async fn txn_offset_commit(ctx: &RequestContext, request: TxnOffsetCo
                 (-1, String::new(), None)
             };
             state.groups.commit_offsets(
-                Some(request.producer_id.0),
+                Some((request.producer_id.0, request.producer_epoch)),
                 &request.group_id.0,
                 generation,
                 &member,
