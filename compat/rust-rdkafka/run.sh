@@ -14,9 +14,13 @@
 #
 # semel runs on a free port with a temporary data dir and a config file that gives it the
 # settings of the upstream test setup (the crate's docker-compose.yaml): node id 0 and 3
-# partitions for auto-created topics (KAFKA_CFG_NODE_ID=0, KAFKA_CFG_NUM_PARTITIONS=3). The
-# tests find it through KAFKA_HOST (their utils.rs); KAFKA_VERSION stays unset (the tests then
-# expect the behaviour of the newest Kafka). Two lines of the copied tests are patched because
+# partitions for auto-created topics (KAFKA_CFG_NODE_ID=0, KAFKA_CFG_NUM_PARTITIONS=3), and
+# Kafka's default retention check interval, 5 minutes (semel's default is 30 s:
+# test_produce_consume_with_timestamp writes records stamped 1970 and then looks them up by
+# timestamp; a retention pass in between deletes them, which Kafka's interval makes unlikely,
+# as it would on Kafka with a 30 s interval). The tests find it through KAFKA_HOST (their
+# utils.rs); KAFKA_VERSION stays unset (the tests then expect the behaviour of the newest
+# Kafka). Two lines of the copied tests are patched because
 # they hard-code localhost:9092 instead of reading KAFKA_HOST: the producer of
 # test_high_producers.rs (bootstrap "localhost") and the broker port test_metadata asserts.
 #
@@ -27,12 +31,17 @@
 # check failed.
 #
 # Excluded tests are listed in excluded.txt with the reason (passed to libtest as --skip):
-# tests that never reach a broker, tests that need what a single-node semel does not have,
-# and known broker bugs (`# BROKER BUG:`). Lines marked `[full]` are excluded from the default
-# form only (slow tests); COMPAT_FULL=1 runs them too.
+# known broker bugs (`# BROKER BUG:`) and a test that cannot pass against semel. Lines marked
+# `[full]` are excluded from the default form only. Only the crate's integration tests
+# (tests/*.rs) run; its unit tests and doctests (src/) use librdkafka's mock cluster or no
+# broker at all.
 #
-#   default form   every test not excluded in excluded.txt
-#   COMPAT_FULL=1  also the tests marked [full] in excluded.txt
+#   default form   the tests that talk to the broker, each once (every test binary compiles
+#                  utils.rs's own test in; only the `utils` binary runs it): about 2 minutes
+#                  once built (the first build, librdkafka included, takes 5-10 minutes)
+#   COMPAT_FULL=1  every test of tests/*.rs not excluded: also the client-only tests (config
+#                  parsing, formatting, local queues, unreachable bootstrap servers) and the 7
+#                  other copies of utils.rs's test; a few seconds more
 #
 # Environment:
 #   SEMEL_BIN=/path/to/semel   use this binary instead of building one
@@ -159,6 +168,7 @@ build_semel
 cat >"$WORK/semel.toml" <<'EOF'
 node_id = 0
 num_partitions = 3
+retention_check_interval_ms = 300000
 EOF
 REAL_SEMEL="$SEMEL"
 cat >"$WORK/semel-with-config" <<EOF
