@@ -260,6 +260,12 @@ impl ProducerStateManager {
         self.aborted.iter().filter(|a| a.last_offset >= from && a.first_offset < upper).copied().collect()
     }
 
+    /// Keeps only the aborted transactions `keep` accepts (the cleaner removed the markers of
+    /// the others, with their data).
+    pub fn retain_aborted(&mut self, mut keep: impl FnMut(&AbortedTxn) -> bool) {
+        self.aborted.retain(|a| keep(a));
+    }
+
     /// Forgets aborted transactions wholly below the log start offset.
     pub fn prune_aborted(&mut self, log_start_offset: i64) {
         self.aborted.retain(|a| a.last_offset >= log_start_offset);

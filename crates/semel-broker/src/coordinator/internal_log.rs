@@ -32,8 +32,14 @@ pub(crate) enum LogEntry {
     Record(KeyValue),
     /// A record of a transaction (a transactional batch of `producer_id`), which counts once
     /// the producer's COMMIT marker follows.
-    TxnRecord { producer_id: i64, record: KeyValue },
-    Marker { producer_id: i64, commit: bool },
+    TxnRecord {
+        producer_id: i64,
+        record: KeyValue,
+    },
+    Marker {
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 /// An internal log. Thread-safe (through its partition).
@@ -66,7 +72,12 @@ const SETTINGS: AppendSettings = AppendSettings {
 
 impl InternalLog {
     /// Opens the log and returns it with every record in it, oldest first.
-    pub(crate) fn open(data_dir: &Path, name: &str, health: Arc<LogDirHealth>, segment_bytes: u64) -> std::io::Result<(Self, Vec<LogEntry>)> {
+    pub(crate) fn open(
+        data_dir: &Path,
+        name: &str,
+        health: Arc<LogDirHealth>,
+        segment_bytes: u64,
+    ) -> std::io::Result<(Self, Vec<LogEntry>)> {
         let mut settings = SETTINGS;
         settings.log.segment_bytes = segment_bytes;
         // Kept apart from topic folders (`<topic>-<partition>`), so no topic can clash with it.

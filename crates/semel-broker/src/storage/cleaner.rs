@@ -140,6 +140,22 @@ pub(crate) struct CleanStats {
     pub(crate) elapsed: Duration,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: the step at which the cleaner "crashes" (returns an error, leaving the files as
+    /// a kill -9 there would).
+    pub(crate) static CRASH_AT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// A step of a swap at which tests inject a crash.
+fn crash_point(_step: &'static str) -> io::Result<()> {
+    #[cfg(test)]
+    if CRASH_AT.with(|c| c.get()) == Some(_step) {
+        return Err(io::Error::other(format!("injected crash at {_step}")));
+    }
+    Ok(())
+}
+
 /// The cleaner was asked to stop (broker shutdown).
 fn stopped() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, "the cleaner was stopped")
@@ -189,6 +205,7 @@ pub(crate) fn finish_swap(dir: &Path, swap: &Path) -> io::Result<()> {
         let Ok(old) = stem.parse::<i64>() else { continue };
         if old > base && old < end {
             super::segment::delete_segment_files(dir, old)?;
+            crash_point("old-segment-deleted")?;
         }
     }
     // The old indexes of `base` describe the old file.
@@ -351,7 +368,8 @@ impl TxnTracker {
 /// Decides whether `view` is due for cleaning and over which range.
 pub(crate) fn assess(view: &LogView, settings: &CompactSettings, now_ms: i64) -> io::Result<Assessment> {
     let checkpoint = read_checkpoint(&view.dir).unwrap_or(view.log_start_offset);
-    let first_dirty = if checkpoint < view.log_start_offset || checkpoint > view.log_end_offset { view.log_start_offset } else { checkpoint };
+    let first_dirty =
+        if checkpoint < view.log_start_offset || checkpoint > view.log_end_offset { view.log_start_offset } else { checkpoint };
     let mut upper = view.active_base;
     if let Some(first_unstable) = view.first_unstable_offset {
         upper = upper.min(first_unstable);
@@ -418,9 +436,13 @@ impl KeyMap {
 /// (exclusive): `upper`, or earlier when the map filled up.
 fn build_map(view: &LogView, first_dirty: i64, upper: i64, limits: &CleanerLimits, throttle: &mut Throttle) -> io::Result<(KeyMap, i64)> {
     let mut map = KeyMap::new(limits.map_entries());
-    let mut txns = TxnTracker::new(view.aborted.clone());
     let mut end = upper;
-    'segments: for segment in view.segments.iter().filter(|s| s.next_offset > first_dirty && s.base_offset < upper) {
+    let segments: Vec<&SegmentView> = view.segments.iter().filter(|s| s.next_offset > first_dirty && s.base_offset < upper).collect();
+    // The walk starts at the first dirty segment: aborted transactions whose marker lies
+    // before it are over (the walk would never see their marker end them).
+    let walk_start = segments.first().map_or(first_dirty, |s| s.base_offset);
+    let mut txns = TxnTracker::new(view.aborted.iter().filter(|a| a.last_offset >= walk_start).copied().collect());
+    'segments: for segment in segments {
         let mut full = false;
         for_each_batch(segment, throttle, |header, bytes| {
             if header.base_offset >= upper {
@@ -493,7 +515,8 @@ pub(crate) fn clean(
     let mut stats = CleanStats { keys_mapped: map.offsets.len(), cleaned_to: end, ..Default::default() };
 
     // Every sealed segment from the log start up to the one holding the end of the range.
-    let to_clean: Vec<SegmentView> = view.segments.iter().filter(|s| s.base_offset < end && s.next_offset > view.log_start_offset).cloned().collect();
+    let to_clean: Vec<SegmentView> =
+        view.segments.iter().filter(|s| s.base_offset < end && s.next_offset > view.log_start_offset).cloned().collect();
     stats.segments_before = to_clean.len();
     let mut txns = TxnTracker::new(view.aborted.clone());
     let horizon = now_ms.saturating_add(settings.delete_retention_ms);
@@ -505,6 +528,7 @@ pub(crate) fn clean(
         let cleaned = cleaned_path(&view.dir, base);
         let mut out = BufWriter::with_capacity(1024 * 1024, OpenOptions::new().create(true).write(true).truncate(true).open(&cleaned)?);
         let mut written = 0u64;
+        let mut removed_aborts = Vec::new();
         for segment in &group {
             stats.bytes_before += segment.size;
             for_each_batch(segment, &mut throttle, |header, bytes| {
@@ -515,6 +539,9 @@ pub(crate) fn clean(
                     written += kept.len() as u64;
                 } else {
                     stats.batches_dropped += 1;
+                    if header.is_control() && batch::parse_marker(bytes).is_some_and(|m| !m.commit) {
+                        removed_aborts.push(header.base_offset);
+                    }
                 }
                 Ok(true)
             })?;
@@ -523,11 +550,13 @@ pub(crate) fn clean(
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);
+        crash_point("cleaned-written")?;
         let swap = swap_path(&view.dir, base, group_end);
         std::fs::rename(&cleaned, &swap)?;
         super::io::sync_dir(&view.dir)?;
+        crash_point("swap-renamed")?;
         let bases: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
-        if partition.lock_log().replace_segments(&bases, &swap, index_interval_bytes)? {
+        if partition.lock_log().replace_segments(&bases, &swap, index_interval_bytes, &removed_aborts)? {
             stats.bytes_after += written;
             stats.segments_after += 1;
         } else {

@@ -132,6 +132,17 @@ impl Log {
             }
             replayed += 1;
         }
+        // A snapshot may list aborted transactions whose ABORT marker the cleaner removed
+        // since (with all of their data): a consumer must not be told about them, or it would
+        // skip the producer's later batches waiting for a marker that is gone.
+        let mut markers = Vec::new();
+        for a in self.producers.aborted_overlapping(i64::MIN, i64::MAX) {
+            let found = self.segments.range(..=a.last_offset).next_back().map(|(_, s)| s.find_batch(a.last_offset)).transpose()?.flatten();
+            if found.is_some_and(|(_, h)| h.base_offset == a.last_offset && h.is_control()) {
+                markers.push(a.last_offset);
+            }
+        }
+        self.producers.retain_aborted(|a| markers.contains(&a.last_offset));
         report.producer_batches_replayed = replayed;
         report.producers = self.producers.len();
         Ok(())
@@ -383,7 +394,15 @@ impl Log {
     /// Replaces the sealed segments `old_bases` (consecutive, the first being `base`) with the
     /// cleaned segment waiting in `swap` (see `cleaner::swap_path`). Returns false, deleting
     /// the swap file, when one of them is gone (retention or DeleteRecords ran meanwhile).
-    pub(crate) fn replace_segments(&mut self, old_bases: &[i64], swap: &Path, index_interval_bytes: u64) -> io::Result<bool> {
+    /// `removed_aborts`: offsets of the ABORT markers the cleaned segment no longer has; their
+    /// entries leave the aborted index.
+    pub(crate) fn replace_segments(
+        &mut self,
+        old_bases: &[i64],
+        swap: &Path,
+        index_interval_bytes: u64,
+        removed_aborts: &[i64],
+    ) -> io::Result<bool> {
         let active_base = self.active().base_offset;
         if old_bases.iter().any(|b| !self.segments.contains_key(b) || *b == active_base) {
             std::fs::remove_file(swap)?;
@@ -400,6 +419,18 @@ impl Log {
             self.segments.remove(b);
         }
         self.segments.insert(base, segment);
+        if !removed_aborts.is_empty() {
+            self.producers.retain_aborted(|a| !removed_aborts.contains(&a.last_offset));
+        }
+        // A producer snapshot taken below the active segment may name a transaction as open
+        // whose batches and marker the cleaner has now removed; recovery must not start from
+        // one. The one at the active segment's base (its roll) stays; without it recovery
+        // replays the whole log, which is consistent.
+        for (offset, path) in producer_state::list_snapshots(&self.dir)? {
+            if offset < active_base {
+                std::fs::remove_file(path)?;
+            }
+        }
         Ok(true)
     }
 

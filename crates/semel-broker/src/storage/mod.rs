@@ -3,6 +3,8 @@
 
 pub mod batch;
 pub(crate) mod cleaner;
+#[cfg(test)]
+mod cleaner_tests;
 pub mod io;
 pub(crate) mod log;
 pub mod partition;

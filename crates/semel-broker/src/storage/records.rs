@@ -13,7 +13,9 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
-use super::batch::{self, BatchError, BatchHeader, ATTRIBUTES, BASE_TIMESTAMP, BATCH_LENGTH, CRC, HEADER_SIZE, LOG_OVERHEAD, RECORDS_COUNT};
+use super::batch::{
+    self, BatchError, BatchHeader, ATTRIBUTES, BASE_TIMESTAMP, BATCH_LENGTH, CRC, HEADER_SIZE, LOG_OVERHEAD, RECORDS_COUNT,
+};
 
 /// Attribute bit of a batch whose base timestamp is its delete horizon (KIP-534).
 pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
