@@ -15,14 +15,17 @@
 # (commit/abort, the last stable offset, read_committed vs read_uncommitted,
 # consume-transform-produce with send_offsets_to_transaction, fencing by a second producer
 # with the same transactional_id, the transaction() context manager, the transaction timeout);
-# also the batch API (create_batch/send_batch), auto commit and static membership.
+# also the batch API (create_batch/send_batch), acks=0/1, small fetch sizes (KIP-74), topics with
+# LogAppendTime and a small max.message.bytes, admin errors (existing topic, validate_only,
+# fewer partitions, unknown group), offsets committed with metadata, auto commit and static
+# membership.
 #
 # Excluded checks (EXCLUDED in the harness, printed as `# excluded: ...` lines, counted neither
 # as passed nor as failed): known broker bugs, each marked `# BROKER BUG:`.
 #
 # Two forms:
 #   default        a bounded run for CI (2,000 messages per codec, 5,000 idempotent, 300
-#                  consume-transform-produce records): ~2-3 minutes after the first install
+#                  consume-transform-produce records): under a minute after the first install
 #   COMPAT_FULL=1  the full form (10,000 per codec, 20,000 idempotent, 2,000
 #                  consume-transform-produce records)
 #
@@ -210,7 +213,7 @@ async def produce_all(p, topic, msgs):
             md = await asyncio.wait_for(f, 60)
         except Exception as e:  # noqa: BLE001
             raise CheckFailed(f"message {i} not delivered: {type(e).__name__}: {e}") from e
-        out.append((md.partition, md.offset))
+        out.append((md.partition, md.offset) if md is not None else None)  # None: acks=0
     return out
 
 
@@ -486,6 +489,154 @@ async def c_offsets():
     finally:
         await c.stop()
     return f"beginning 0, end {sorted(counts.items())}, offsets_for_times mid-log and past the end"
+
+
+async def c_admin_errors():
+    """Kafka's answers to admin requests that cannot be done: create_topics of an existing
+    topic (TOPIC_ALREADY_EXISTS, 36), create_topics validate_only (no error, no topic),
+    create_partitions to fewer partitions (INVALID_PARTITIONS, 37), describe_consumer_groups
+    of an unknown group (no error, state Dead), list_consumer_group_offsets of an unknown
+    group (nothing); and describe_configs of the broker resource."""
+    a = await admin()
+    res = await a.create_topics([NewTopic(T_ADMIN, 1, 1)])
+    codes = [tuple(t)[:2] for t in res.topic_errors]
+    expect(codes == [(T_ADMIN, 36)], f"create_topics of the existing {T_ADMIN}: {codes}, expected error 36")
+    res = await a.create_topics([NewTopic("ak-validate-only", 2, 1)], validate_only=True)
+    codes = [tuple(t)[:2] for t in res.topic_errors]
+    expect(codes == [("ak-validate-only", 0)], f"create_topics validate_only: {codes}")
+    expect("ak-validate-only" not in await a.list_topics(), "create_topics validate_only=True created the topic")
+    err = None
+    try:
+        await a.create_partitions({T_ADMIN: NewPartitions(2)})
+    except Errors.KafkaError as e:
+        err = e
+    expect(isinstance(err, Errors.InvalidPartitionsError), f"create_partitions 4 -> 2: {type(err).__name__}: {err}")
+    g = (await a.describe_consumer_groups(["ak-no-such-group"]))[0].to_object()["groups"][0]
+    expect((g["error_code"], g["state"], g["members"]) == (0, "Dead", []),
+           f"describe_consumer_groups of an unknown group: {g}")
+    offs = await a.list_consumer_group_offsets("ak-no-such-group")
+    expect(offs == {}, f"list_consumer_group_offsets of an unknown group: {offs}")
+    node = (await a.describe_cluster())["brokers"][0]["node_id"]
+    res = await a.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(node))])
+    entries = {e[0]: e[1] for r in res for x in r.resources for e in tuple(x)[4] if tuple(x)[0] == 0}
+    expect(len(entries) > 0, f"describe_configs of broker {node}: {[tuple(x)[:4] for r in res for x in r.resources]}")
+    return (f"TOPIC_ALREADY_EXISTS, validate_only, InvalidPartitionsError, unknown group Dead / no offsets; "
+            f"broker {node}: {len(entries)} config entries")
+
+
+async def c_commit_metadata():
+    """A consumer with a group_id but manual assignment commits an offset with metadata:
+    committed() and the admin client's list_consumer_group_offsets give it back, metadata
+    included, and a new consumer of the group starts there."""
+    msgs = PRODUCED.get("snappy")
+    expect(msgs is not None, "ak-snappy was not produced")
+    from aiokafka.structs import OffsetAndMetadata
+    tp = TopicPartition("ak-snappy", 1)
+    c = await consumer(group_id="ak-manual")
+    try:
+        c.assign([tp])
+        await c.commit({tp: OffsetAndMetadata(42, "meta-42")})
+        got = await c.committed(tp)
+    finally:
+        await c.stop()
+    expect(got == 42, f"committed() = {got}, expected 42")
+    offs = await (await admin()).list_consumer_group_offsets("ak-manual")
+    expect({k: (v.offset, v.metadata) for k, v in offs.items()} == {tp: (42, "meta-42")},
+           f"list_consumer_group_offsets: {offs}")
+    c = await consumer(group_id="ak-manual")
+    try:
+        c.assign([tp])
+        rs = []
+        deadline = time.monotonic() + 15
+        while not rs and time.monotonic() < deadline:
+            rs = (await c.getmany(tp, timeout_ms=500)).get(tp, [])
+        pos0 = rs[0].offset if rs else None
+    finally:
+        await c.stop()
+    want = per_partition(msgs)[1][42]["value"]
+    expect(rs and pos0 == 42 and rs[0].value == want, f"a new consumer of the group started at {pos0}, expected 42")
+    return "offset 42 + metadata committed, read back, resumed there"
+
+
+async def c_log_append_time():
+    """A topic with message.timestamp.type=LogAppendTime: the broker stamps the records with
+    its own time; the delivery reports and the consumer show it (timestamp type 1), not the
+    producer's timestamps (an hour old)."""
+    topic = "ak-log-append-time"
+    await create_topic(topic, 1, {"message.timestamp.type": "LogAppendTime"})
+    msgs = [{"partition": 0, "key": f"k{i}".encode(), "value": b"v", "headers": [], "ts": BASE_TS + i} for i in range(50)]
+    t0 = int(time.time() * 1000)
+    p = await producer(compression_type="gzip")
+    futures = []
+    try:
+        for m in msgs:
+            futures.append(await p.send(topic, m["value"], key=m["key"], partition=0, timestamp_ms=m["ts"]))
+        mds = [await asyncio.wait_for(f, 30) for f in futures]
+    finally:
+        await p.stop()
+    t1 = int(time.time() * 1000)
+    bad = [(md.offset, md.timestamp_type, md.timestamp) for md in mds if not (md.timestamp_type == 1 and t0 - 1000 <= md.timestamp <= t1 + 1000)]
+    expect(not bad, f"delivery reports (offset, timestamp_type, timestamp) not LogAppendTime in [{t0}, {t1}]: {bad[:3]}")
+    got = await consume_all(topic, {0: 50})
+    bad = [(r.offset, r.timestamp_type, r.timestamp) for r in got[0] if not (r.timestamp_type == 1 and t0 - 1000 <= r.timestamp <= t1 + 1000)]
+    expect(not bad, f"consumed records (offset, timestamp_type, timestamp) not LogAppendTime in [{t0}, {t1}]: {bad[:3]}")
+    return f"50 records (gzip) stamped by the broker, {got[0][0].timestamp - t0} ms after the first send"
+
+
+async def c_message_too_large():
+    """A topic with max.message.bytes=10000: a 50 KB (incompressible) record is refused with
+    MessageSizeTooLargeError (MESSAGE_TOO_LARGE, 10) and the producer keeps working."""
+    topic = "ak-too-large"
+    await create_topic(topic, 1, {"max.message.bytes": "10000"})
+    p = await producer()
+    try:
+        err = None
+        try:
+            await asyncio.wait_for(await p.send(topic, random.Random(1).randbytes(50_000), partition=0), 30)
+        except Exception as e:  # noqa: BLE001
+            err = e
+        expect(isinstance(err, Errors.MessageSizeTooLargeError),
+               f"a 50 KB record to a topic with max.message.bytes=10000: {type(err).__name__ if err else 'accepted'}: {err}")
+        md = await asyncio.wait_for(await p.send(topic, b"small", partition=0), 30)
+    finally:
+        await p.stop()
+    got = await consume_all(topic, {0: 1})
+    expect([(r.offset, r.value) for r in got[0]] == [(md.offset, b"small")] and md.offset == 0,
+           f"after the refused record: {[(r.offset, r.value) for r in got[0]]}, delivery offset {md.offset}")
+    return f"{type(err).__name__}; the next record is stored at offset 0"
+
+
+async def c_small_fetch():
+    """max_partition_fetch_bytes=1024 and fetch_max_bytes=4096, smaller than many records
+    (the ~300 KB ones): the broker still returns at least one batch each time (KIP-74), and
+    everything is read back exactly."""
+    msgs = PRODUCED.get("zstd")
+    expect(msgs is not None, "ak-zstd was not produced")
+    got = await consume_all("ak-zstd", counts_of(msgs), max_partition_fetch_bytes=1024, fetch_max_bytes=4096)
+    n = compare("ak-zstd", msgs, got)
+    return f"{n} records identical"
+
+
+async def c_acks():
+    """acks=0 and acks=1 produce: everything is stored once, in order (with acks=0 aiokafka's
+    send futures resolve to None: no response)."""
+    out = []
+    for acks in (0, 1):
+        topic = f"ak-acks-{acks}"
+        await create_topic(topic, PARTITIONS)
+        msgs = make_messages(topic, n=300)
+        p = await producer(acks=acks)
+        try:
+            reports = await produce_all(p, topic, msgs)
+        finally:
+            await p.stop()
+        if acks == 1:
+            check_offsets(msgs, reports)
+        else:
+            expect(all(r is None for r in reports), f"acks=0 delivery reports: {[r for r in reports if r is not None][:5]}")
+        compare(topic, msgs, await consume_all(topic, counts_of(msgs)))
+        out.append(f"acks={acks}: 300 read back exactly")
+    return ", ".join(out)
 
 
 # ----------------------------------------------------------------------------- groups
@@ -1214,6 +1365,12 @@ async def main():
     await check("admin: delete_records moves beginning_offsets", c_delete_records)
     await check("admin: create_partitions 3 -> 4", c_create_partitions)
     await check("admin: delete_topics then gone from list_topics", c_delete_topics)
+    await check("admin: errors as Kafka answers them (existing topic, validate_only, fewer partitions, unknown group); broker configs", c_admin_errors)
+    await check("produce acks=0 and acks=1", c_acks)
+    await check("consumer: max_partition_fetch_bytes / fetch_max_bytes smaller than a record (KIP-74)", c_small_fetch)
+    await check("topic message.timestamp.type=LogAppendTime: the broker's timestamps in delivery reports and records", c_log_append_time)
+    await check("topic max.message.bytes: a larger record is refused (MessageSizeTooLargeError), the producer goes on", c_message_too_large)
+    await check("groups: commit an offset with metadata (manual assignment), committed(), admin offsets, resume there", c_commit_metadata)
     await check("groups: 3 members in one loop split 6 partitions 2/2/2, each record once, commit", c_group_join)
     await check("groups: a member leaves -> rebalance 3/3, new records once from the committed offsets", c_group_rebalance_on_leave)
     await check("admin: list_consumer_groups / describe_consumer_groups / list_consumer_group_offsets on the live group", c_group_admin)
