@@ -493,7 +493,11 @@ async def c_offsets():
 
 async def c_admin_errors():
     """Kafka's answers to admin requests that cannot be done: create_topics of an existing
-    topic (TOPIC_ALREADY_EXISTS, 36), create_topics validate_only (no error, no topic),
+    topic (TOPIC_ALREADY_EXISTS, 36), with replication factor 3 on one broker
+    (INVALID_REPLICATION_FACTOR, 38), 0 partitions (INVALID_PARTITIONS, 37), an invalid
+    cleanup.policy (INVALID_CONFIG, 40), an invalid name (INVALID_TOPIC_EXCEPTION, 17);
+    delete_records beyond the high watermark (OFFSET_OUT_OF_RANGE, 1);
+    create_topics validate_only (no error, no topic),
     create_partitions to fewer partitions (INVALID_PARTITIONS, 37), describe_consumer_groups
     of an unknown group (no error, state Dead), list_consumer_group_offsets of an unknown
     group (nothing); and describe_configs of the broker resource."""
@@ -516,11 +520,26 @@ async def c_admin_errors():
            f"describe_consumer_groups of an unknown group: {g}")
     offs = await a.list_consumer_group_offsets("ak-no-such-group")
     expect(offs == {}, f"list_consumer_group_offsets of an unknown group: {offs}")
+    bad = {"ak-bad-rf": (NewTopic("ak-bad-rf", 1, 3), 38), "ak-bad-parts": (NewTopic("ak-bad-parts", 0, 1), 37),
+           "ak-bad-config": (NewTopic("ak-bad-config", 1, 1, topic_configs={"cleanup.policy": "nonsense"}), 40),
+           "bad name!": (NewTopic("bad name!", 1, 1), 17)}
+    for name, (nt, code) in bad.items():
+        res = await a.create_topics([nt])
+        got = [tuple(t)[:2] for t in res.topic_errors]
+        expect(got == [(name, code)], f"create_topics {name}: {got}, expected error {code}")
+    expect(not set(bad) & set(await a.list_topics()), "a refused topic was created")
+    err = None
+    try:
+        await a.delete_records({TopicPartition(T_ADMIN, 0): RecordsToDelete(before_offset=1_000_000)})
+    except Errors.KafkaError as e:
+        err = e
+    expect(isinstance(err, Errors.OffsetOutOfRangeError), f"delete_records beyond the high watermark: {type(err).__name__}: {err}")
     node = (await a.describe_cluster())["brokers"][0]["node_id"]
     res = await a.describe_configs([ConfigResource(ConfigResourceType.BROKER, str(node))])
     entries = {e[0]: e[1] for r in res for x in r.resources for e in tuple(x)[4] if tuple(x)[0] == 0}
     expect(len(entries) > 0, f"describe_configs of broker {node}: {[tuple(x)[:4] for r in res for x in r.resources]}")
-    return (f"TOPIC_ALREADY_EXISTS, validate_only, InvalidPartitionsError, unknown group Dead / no offsets; "
+    return (f"TOPIC_ALREADY_EXISTS, validate_only, INVALID_REPLICATION_FACTOR, INVALID_PARTITIONS, INVALID_CONFIG, "
+            f"INVALID_TOPIC_EXCEPTION, InvalidPartitionsError, delete_records OffsetOutOfRange, unknown group Dead / no offsets; "
             f"broker {node}: {len(entries)} config entries")
 
 
@@ -555,7 +574,15 @@ async def c_commit_metadata():
         await c.stop()
     want = per_partition(msgs)[1][42]["value"]
     expect(rs and pos0 == 42 and rs[0].value == want, f"a new consumer of the group started at {pos0}, expected 42")
-    return "offset 42 + metadata committed, read back, resumed there"
+    # A group that only ever committed offsets (never joined): listed with protocol type "",
+    # described Empty (Kafka: a ClassicGroup created by OffsetCommit has no protocol type).
+    a = await admin()
+    listed = [tuple(g)[:2] for g in await a.list_consumer_groups() if tuple(g)[0] == "ak-manual"]
+    expect(listed == [("ak-manual", "")], f"list_consumer_groups shows {listed}, expected [('ak-manual', '')]")
+    g = (await a.describe_consumer_groups(["ak-manual"]))[0].to_object()["groups"][0]
+    expect((g["error_code"], g["state"], g["protocol_type"], g["members"]) == (0, "Empty", "", []),
+           f"describe_consumer_groups: {(g['error_code'], g['state'], g['protocol_type'], g['members'])}")
+    return "offset 42 + metadata committed, read back, resumed there; the group is listed (protocol type '') and Empty"
 
 
 async def c_log_append_time():
@@ -794,11 +821,22 @@ async def c_group_admin():
            (0, GROUP, "Stable", "consumer", "roundrobin"),
            f"describe_consumer_groups: {(g['error_code'], g['group'], g['state'], g['protocol_type'], g['protocol'])}")
     expect(got_ids == ids, f"members {got_ids}, expected {ids}")
+    from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
+    by_id = {c._coordinator.member_id: c for c in members.values()}
+    for m in g["members"]:
+        meta = ConsumerProtocolMemberMetadata.decode(m["member_metadata"])
+        expect(list(meta.subscription) == [T_GROUP], f"member {m['member_id']}: subscription {meta.subscription}")
+        asg = ConsumerProtocolMemberAssignment.decode(m["member_assignment"])
+        have_p = sorted(p for t, ps in asg.assignment for p in ps if t == T_GROUP)
+        want_p = sorted(tp.partition for tp in by_id[m["member_id"]].assignment())
+        expect(have_p == want_p, f"member {m['member_id']}: described assignment {have_p}, the consumer has {want_p}")
+        expect(m["client_host"], f"member {m['member_id']}: empty client_host")
     offs = await a.list_consumer_group_offsets(GROUP)
     want = {TopicPartition(T_GROUP, q): 75 for q in range(G_PARTS)}
     have = {tp: o.offset for tp, o in offs.items()}
     expect(have == want, f"list_consumer_group_offsets {sorted((tp.partition, o) for tp, o in have.items())}, expected 75 each")
-    return f"listed; Stable, 2 members, roundrobin; committed offsets 75 x {G_PARTS}"
+    return (f"listed; Stable, 2 members, roundrobin, their subscriptions and assignments as the consumers have them; "
+            f"committed offsets 75 x {G_PARTS}")
 
 
 async def c_group_resume():
