@@ -1056,6 +1056,41 @@ async def c_txn_isolation():
     return "read_committed: 45 records, read_uncommitted: 75, end_offsets 28 with both"
 
 
+async def c_txn_interleaved():
+    """Two transactional producers interleave in one partition, with a plain producer between
+    them: A and B begin, A a1, B b1, plain p1, A a2, B b2; A commits, B aborts; plain p2.
+    read_committed must drop exactly B's records (the fetch's aborted transactions list and
+    the markers), with any fetch size; read_uncommitted reads all 7 data records."""
+    topic = "ak-txn-interleaved"
+    await create_topic(topic, 1)
+    pa = await producer(transactional_id="ak-txn-a")
+    pb = await producer(transactional_id="ak-txn-b")
+    plain = await producer()
+    try:
+        await pa.begin_transaction()
+        await pb.begin_transaction()
+        for who, val in [(pa, b"a1"), (pb, b"b1"), (plain, b"p1"), (pa, b"a2"), (pb, b"b2")]:
+            await (await who.send(topic, val, partition=0))
+        await pa.commit_transaction()
+        await pb.abort_transaction()
+        await (await plain.send(topic, b"p2", partition=0))
+    finally:
+        for p in (pa, pb, plain):
+            await p.stop()
+    want_rc = [(0, b"a1"), (2, b"p1"), (3, b"a2"), (7, b"p2")]
+    want_ru = [(0, b"a1"), (1, b"b1"), (2, b"p1"), (3, b"a2"), (4, b"b2"), (7, b"p2")]
+    out = []
+    for conf in ({}, {"max_partition_fetch_bytes": 1, "fetch_max_bytes": 1}):
+        rc = await consume_all(topic, {0: 4}, timeout=30, isolation_level="read_committed", **conf)
+        got = [(r.offset, r.value) for r in rc[0]]
+        expect(got == want_rc, f"read_committed {conf or ''}: {got}, expected {want_rc}")
+        out.append(f"read_committed{' (1-byte fetches)' if conf else ''} {[v.decode() for _, v in got]}")
+    ru = await consume_all(topic, {0: 6}, timeout=30, isolation_level="read_uncommitted")
+    got = [(r.offset, r.value) for r in ru[0]]
+    expect(got == want_ru, f"read_uncommitted: {got}, expected {want_ru}")
+    return "; ".join(out) + f"; read_uncommitted {[v.decode() for _, v in got]}"
+
+
 async def c_txn_fencing():
     """p1 (transactional_id X) begins a transaction and delivers a record; p2 starts with the
     same transactional_id (InitProducerId: p1's transaction is aborted, the epoch bumped). p1's
@@ -1421,6 +1456,7 @@ async def main():
     await check("transactions: read_committed reads 45 committed records, read_uncommitted all 75; end_offsets", c_txn_isolation)
     await check("transactions: the transaction() context manager commits, or aborts on an exception", c_txn_context)
     await check("transactions: an open transaction times out (transaction_timeout_ms=3000): aborted, LSO advances, commit fails", c_txn_timeout)
+    await check("transactions: two transactional producers and a plain one interleaved in a partition, one commits, one aborts", c_txn_interleaved)
     await check("transactions: a second producer with the same transactional_id fences the first (ProducerFenced)", c_txn_fencing)
     await check(f"transactions: consume-transform-produce with send_offsets_to_transaction, one abort + rewind: {N_CTP} records exactly once", c_txn_ctp)
     if _ADMIN is not None:
