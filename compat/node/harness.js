@@ -55,7 +55,7 @@ async function setupKafkajs() {
   });
   const codecs = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.Snappy, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD };
   A = {
-    version: `kafkajs ${require('kafkajs/package.json').version} (snappy: kafkajs-snappy ${require('kafkajs-snappy/package.json').version}, lz4: lz4js ${require('lz4js/package.json').version}, zstd: @bokuweb/zstd-wasm ${require('@bokuweb/zstd-wasm/package.json').version})`,
+    version: `kafkajs ${require('kafkajs/package.json').version} (snappy: kafkajs-snappy ${require('kafkajs-snappy/package.json').version}, lz4: lz4js ${require('lz4js/package.json').version}, zstd: @bokuweb/zstd-wasm ${JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules/@bokuweb/zstd-wasm/package.json'))).version})`,
     codecs: Object.keys(codecs),
     producer({ idempotent = false, transactionalId, codec = 'none' } = {}) {
       const p = kafka.producer({ idempotent, transactionalId, maxInFlightRequests: idempotent || transactionalId ? 1 : undefined, allowAutoTopicCreation: false });
@@ -84,6 +84,7 @@ async function setupKafkajs() {
       const e = r.resources[0].configEntries.find((x) => x.configName === name);
       return e ? e.configValue : undefined;
     },
+    groupState: (s) => String(s),
     async createPartitions(admin, topic, count) { await admin.createPartitions({ topicPartitions: [{ topic, count }] }); },
     async sendOffsets(txn, consumer, groupId, topics) { await txn.sendOffsets({ consumerGroupId: groupId, topics }); },
   };
@@ -94,12 +95,15 @@ async function setupConfluent() {
   const { Kafka, CompressionTypes, logLevel } = ck.KafkaJS;
   const kafka = new Kafka({ kafkaJS: { clientId: 'semel-compat-ckjs', brokers: [BOOT], logLevel: logLevel.WARN,
     logger: { info() {}, debug() {}, warn: (m, x) => log(`WARN ${m} ${x ? JSON.stringify(x) : ''}`), error: (m, x) => log(`ERROR ${m} ${x ? JSON.stringify(x) : ''}`), namespace() { return this; }, setLogLevel() {} } } });
-  const codecs = { none: CompressionTypes.NONE, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.SNAPPY, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD };
+  const codecs = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP, snappy: CompressionTypes.SNAPPY, lz4: CompressionTypes.LZ4, zstd: CompressionTypes.ZSTD };
   A = {
     version: `@confluentinc/kafka-javascript ${require('@confluentinc/kafka-javascript/package.json').version} (librdkafka ${ck.librdkafkaVersion}, built from the bundled source; features ${ck.features.join(',')})`,
     codecs: Object.keys(codecs),
     producer({ idempotent = false, transactionalId, codec = 'none' } = {}) {
-      return kafka.producer({ kafkaJS: { acks: -1, compression: codecs[codec], idempotent, transactionalId, allowAutoTopicCreation: false }, 'linger.ms': 5 });
+      // librdkafka: a transactional producer must say enable.idempotence=true
+      const kjs = { acks: -1, compression: codecs[codec], idempotent: idempotent || !!transactionalId, allowAutoTopicCreation: false };
+      if (transactionalId) kjs.transactionalId = transactionalId;
+      return kafka.producer({ kafkaJS: kjs, 'linger.ms': 5 });
     },
     send(p, topic, messages) { return p.send({ topic, messages }); },
     consumer({ groupId, readUncommitted = false, fromBeginning = true, autoCommit = true }) {
@@ -116,6 +120,10 @@ async function setupConfluent() {
       return a.flatMap((x) => (Array.isArray(x.partitions) ? x.partitions : [x.partition])).sort((x, y) => x - y);
     },
     admin() { return kafka.admin(); },
+    // its producer sends an empty Buffer value as a null value (checked with kafkajs reading the
+    // same records: null on the wire), so an empty value comes back as null
+    emptyValueIsNull: true,
+    groupState: (s) => Object.keys(ck.KafkaJS.ConsumerGroupStates).find((k) => ck.KafkaJS.ConsumerGroupStates[k] === s) || String(s),
     describeConfig: null, // the KafkaJS-compatible admin of 1.x has no describeConfigs
     async createPartitions(_admin, topic, count) { // only the node-rdkafka style AdminClient has it
       const c = ck.AdminClient.create({ 'bootstrap.servers': BOOT, 'client.id': 'semel-compat-ckjs-admin' });
@@ -155,7 +163,11 @@ function perPartition(msgs) {
 }
 
 const bufEq = (a, b) => (a === null || a === undefined ? b === null || b === undefined : b !== null && b !== undefined && Buffer.compare(Buffer.from(a), Buffer.from(b)) === 0);
-const hdrs = (h) => JSON.stringify(Object.entries(h || {}).map(([k, v]) => [k, [].concat(v).map((x) => Buffer.from(x).toString('hex'))]).sort());
+const hdrVal = (x) => {
+  if (typeof x === 'string' || Buffer.isBuffer(x) || x instanceof Uint8Array) return Buffer.from(x).toString('hex');
+  return `<${x === null ? 'null' : typeof x} ${x && x.constructor && x.constructor.name} ${JSON.stringify(x)}>`;
+};
+const hdrs = (h) => JSON.stringify(Object.entries(h || {}).map(([k, v]) => [k, [].concat(v).map(hdrVal)]).sort());
 
 // compare(msgs, got): got[partition] = [{offset, key, value, headers, timestamp}] must be exactly
 // msgs, in order, at offsets 0.. (no marker in between).
@@ -170,7 +182,8 @@ function compare(msgs, got, what = '') {
       const where = `${what}partition ${p} record ${i} (offset ${b.offset})`;
       expect(b.offset === i, `${where}: offset ${b.offset}, expected ${i}`);
       expect(bufEq(a.key, b.key), `${where}: key differs`);
-      expect(bufEq(a.value, b.value), `${where}: value differs (${b.value ? b.value.length : b.value} bytes, expected ${a.value ? a.value.length : a.value})`);
+      const wantValue = A.emptyValueIsNull && a.value && a.value.length === 0 ? null : a.value;
+      expect(bufEq(wantValue, b.value), `${where}: value differs (${b.value ? b.value.length : b.value} bytes, expected ${a.value ? a.value.length : a.value})`);
       expect(hdrs(a.headers) === hdrs(b.headers), `${where}: headers ${hdrs(b.headers)}, expected ${hdrs(a.headers)}`);
       expect(String(a.timestamp) === String(b.timestamp), `${where}: timestamp ${b.timestamp}, expected ${a.timestamp}`);
       n++;
@@ -208,7 +221,8 @@ async function waitFor(fn, ms, what) {
 async function produce(p, topic, msgs) {
   const base = {};
   for (let i = 0; i < msgs.length; i += 500) {
-    const md = await A.send(p, topic, msgs.slice(i, i + 500));
+    // copies: the confluent client rewrites the messages it is given (headers, values) in place
+    const md = await A.send(p, topic, msgs.slice(i, i + 500).map((m) => ({ ...m, headers: m.headers && { ...m.headers } })));
     for (const r of md) {
       expect(!r.errorCode, `send: partition ${r.partition} error code ${r.errorCode}`);
       if (!(r.partition in base)) base[r.partition] = Number(r.baseOffset);
@@ -434,7 +448,8 @@ async function cAdminGroups() {
   expect(mine.protocolType === 'consumer', `listGroups protocolType ${mine.protocolType}`);
   const d = await withAdmin((a) => a.describeGroups([G]));
   const dg = d.groups[0];
-  expect(dg.groupId === G && /empty/i.test(String(dg.state)) && dg.members.length === 0, `describeGroups: ${JSON.stringify({ id: dg.groupId, state: dg.state, members: dg.members.length })}, expected Empty with no member`);
+  dg.state = A.groupState(dg.state);
+  expect(dg.groupId === G && /empty/i.test(dg.state) && dg.members.length === 0, `describeGroups: ${JSON.stringify({ id: dg.groupId, state: dg.state, members: dg.members.length })}, expected Empty with no member`);
   const off = await withAdmin((a) => a.fetchOffsets({ groupId: G, topics: [T_GROUP] }));
   const sum = off[0].partitions.reduce((s, x) => s + Number(x.offset), 0);
   expect(sum === GROUP.total + 120, `fetchOffsets sum ${sum}, expected ${GROUP.total + 120}`);
@@ -546,16 +561,18 @@ async function cTxnFencing() {
   await produce(zt, topic, [{ partition: 0, key: 'z', value: 'zombie 1' }]);
   // a second producer with the same transactional id: InitProducerId bumps the epoch and
   // aborts the zombie's open transaction
+  // (kafkajs sends InitProducerId in transaction(), librdkafka in connect())
   const fresh = A.producer({ transactionalId: tid });
   await fresh.connect();
+  const ft = await fresh.transaction();
   let sendErr = null; let commitErr = null;
   try { await produce(zt, topic, [{ partition: 0, key: 'z', value: 'zombie 2' }]); } catch (e) { sendErr = e; }
   try { await zt.commit(); } catch (e) { commitErr = e; }
-  const ft = await fresh.transaction();
   await produce(ft, topic, [{ partition: 0, key: 'f', value: 'fresh 1' }]);
   await ft.commit();
   await fresh.disconnect();
   try { await zombie.disconnect(); } catch (e) { /* fenced */ }
+  expect(sendErr, `the zombie's send succeeded after a second producer with its transactional id initialized (Kafka: INVALID_PRODUCER_EPOCH)`);
   expect(commitErr, `the zombie's commit succeeded after a second producer with its transactional id initialized (send error: ${sendErr ? errText(sendErr) : 'none'})`);
   const rc = await readAll(topic, 1, { settleMs: 1500 });
   const vals = (rc[0] || []).map((r) => `${r.value}`);
@@ -604,8 +621,8 @@ async function cTxnCtp() {
   try {
     aborted = await runOnce(false, Math.min(30, N_CTP));
     const off1 = await withAdmin((a) => a.fetchOffsets({ groupId: group, topics: [tin] }));
-    const moved = off1[0].partitions.filter((x) => Number(x.offset) > 0);
-    expect(moved.length === 0, `after ${aborted} aborted transactions the group's offsets moved: ${JSON.stringify(off1[0].partitions)}`);
+    const moved = (off1[0] ? off1[0].partitions : []).filter((x) => Number(x.offset) > 0);
+    expect(moved.length === 0, `after ${aborted} aborted transactions the group's offsets moved: ${JSON.stringify(off1)}`);
     committedN = await runOnce(true, N_CTP);
   } finally { await producer.disconnect(); }
   const off2 = await withAdmin((a) => a.fetchOffsets({ groupId: group, topics: [tin] }));
@@ -625,6 +642,7 @@ async function cTxnCtp() {
 // ------------------------------------------------------------------ main
 
 async function check(name, fn, ...args) {
+  if (process.env.COMPAT_ONLY && !new RegExp(process.env.COMPAT_ONLY).test(name)) return; // for debugging one check
   const t0 = Date.now();
   const timeoutMs = 180000;
   let timer;
