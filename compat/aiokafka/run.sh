@@ -1142,8 +1142,10 @@ async def c_txn_ctp():
     transactional producer; each transaction sends the transformed records and the consumer's
     positions with send_offsets_to_transaction (AddOffsetsToTxn + TxnOffsetCommit). The third
     transaction is aborted after its records were delivered and its offsets sent: the
-    committed offsets stay those of the second, and the consumer seeks back to them. The
-    output read_committed holds each transformed input record exactly once, in order."""
+    committed offsets stay those of the second, and the consumer seeks back to them. While
+    the second transaction is open its offsets are not visible to committed() (OffsetFetch),
+    and are once it commits. The output read_committed holds each transformed input record
+    exactly once, in order."""
     t_in, t_out, group = "ak-ctp-in", "ak-ctp-out", "ak-ctp"
     await create_topic(t_in, PARTITIONS)
     await create_topic(t_out, PARTITIONS)
@@ -1193,9 +1195,19 @@ async def c_txn_ctp():
                     else:
                         c.seek(tp, committed[tp.partition])
             else:
+                if n_txn == 2:
+                    # OffsetFetch (aiokafka: v3, no require_stable) while the offsets are pending
+                    # in the open transaction: Kafka answers the last committed ones.
+                    pending = {tp.partition: await c.committed(tp) for tp in c.assignment()}
+                    pending = {q: o for q, o in pending.items() if o is not None}
+                    expect(pending == last_committed, f"committed() with the transaction's offsets pending: {pending}, "
+                                                      f"expected the last committed {last_committed}")
                 await p.commit_transaction()
                 committed_txns += 1
                 last_committed.update({tp.partition: o for tp, o in positions.items()})
+                if n_txn == 2:
+                    now = {tp.partition: await c.committed(tp) for tp in c.assignment()}
+                    expect(now == last_committed, f"committed() after the commit: {now}, expected {last_committed}")
     finally:
         await c.stop()
         await p.stop()
@@ -1211,6 +1223,7 @@ async def c_txn_ctp():
     have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}
     expect(have == end, f"group {group} committed offsets {have}, expected the input's end offsets {end}")
     return (f"{committed_txns} transactions committed, 1 aborted ({aborted_records} records, committed offsets unchanged); "
+            f"pending offsets invisible to committed() until the commit; "
             f"output read_committed: {N_CTP} records exactly once; output high watermarks {eu}; group offsets = {end}")
 
 
