@@ -93,16 +93,20 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT_STAMP" ] || ! ckjs_loads; then
   if ! ckjs_loads; then
     say "npm ci, building $CKJS $CKJS_VERSION and its librdkafka from source (a few minutes)"
     ensure_build_deps || say "WARNING: could not install the build tools; trying anyway"
+    # (No JOBS=N: with a parallel top-level make, the addon's objects race the configure step of
+    # librdkafka, "No rule to make target '../deps/librdkafka/config.h'"; librdkafka's own make
+    # runs with -j anyway.)
     # build_from_source: no download attempt of the prebuilt binary (GitHub is unreachable);
     # CKJS_LINKING=dynamic: librdkafka's configure without --install-deps (which downloads
     # OpenSSL, zlib, zstd... sources), linked against the system's libraries instead.
     if (cd "$HERE" && CKJS_LINKING=dynamic npm_config_build_from_source=true npm_config_nodedir="$NODEDIR" \
-      JOBS=2 timeout -k 10 1800 npm ci --no-audit --no-fund --foreground-scripts) >"$WORK/npm.log" 2>&1 && ckjs_loads; then
+      timeout -k 10 1800 npm ci --no-audit --no-fund --foreground-scripts) >"$WORK/npm.log" 2>&1 && ckjs_loads; then
       mkdir -p "$CACHE"
       (cd "$CKJS_DIR" && tar -czf "$CKJS_CACHE.tmp" build/Release/confluent-kafka-javascript.node build/deps/librdkafka.so.1 build/deps/librdkafka++.so.1 build/deps/librdkafka.so build/deps/librdkafka++.so) &&
         mv "$CKJS_CACHE.tmp" "$CKJS_CACHE" && say "cached the build in $CKJS_CACHE"
     else
-      tail -n 40 "$WORK/npm.log" >&2
+      grep -nE 'No rule|\*\*\*|error:|ERR!' "$WORK/npm.log" | head -n 20 >&2 || true
+      tail -n 20 "$WORK/npm.log" >&2
       CKJS_NOTE="the source build of $CKJS failed (npm ci log tail above)"
       (cd "$HERE" && npm ci --ignore-scripts --no-audit --no-fund) >"$WORK/npm.log" 2>&1 ||
         { tail -n 30 "$WORK/npm.log" >&2; setup_failed "npm ci failed in $HERE"; }
