@@ -105,7 +105,7 @@ impl Broker {
             let thread = std::thread::Builder::new()
                 .name("semel-cleaner".into())
                 .spawn(move || run_cleaner(&thread_state, &thread_stop))
-                .map_err(|e| crate::metadata::MetadataError::Io(e))?;
+                .map_err(crate::metadata::MetadataError::Io)?;
             Some((stop, thread))
         } else {
             None

@@ -1210,4 +1210,68 @@ mod tests {
         let reopened = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), GroupConfig::default()).expect("reopen");
         assert_eq!(reopened.fetch_offsets("g").get(&("t".to_string(), 0)).map(|o| o.offset), Some(9), "replayed");
     }
+
+    #[test]
+    fn a_compacted_offsets_log_replays_to_the_same_groups() {
+        use crate::storage::cleaner::{self, CleanerLimits};
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = GroupConfig { offsets_segment_bytes: 4096, ..GroupConfig::default() };
+        let c = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("open");
+        // Plain commits, transactions that commit and abort (two producers, interleaved), a
+        // deleted group, and one transaction left open.
+        for i in 0..400i64 {
+            c.commit_offsets(None, "plain", -1, "", None, vec![("t".into(), (i % 3) as i32, offset(i))], |_, _| true);
+            let producer = 10 + i % 2;
+            c.commit_offsets(Some((producer, 0)), "eos", -1, "", None, vec![("t".into(), 0, offset(1_000 + i))], |_, _| true);
+            c.complete_txn(producer, 0, i % 5 != 0).expect("marker");
+            if i % 50 == 0 {
+                c.commit_offsets(None, "gone", -1, "", None, vec![("t".into(), 0, offset(i))], |_, _| true);
+                assert_eq!(c.delete_group("gone").0, NONE);
+            }
+        }
+        c.commit_offsets(Some((12, 0)), "eos", -1, "", None, vec![("t".into(), 1, offset(77))], |_, _| true);
+        let snapshot = |c: &GroupCoordinator| -> Vec<_> {
+            ["plain", "eos", "gone"]
+                .iter()
+                .map(|g| {
+                    let offsets: BTreeMap<(String, i32), i64> = c.fetch_offsets(g).into_iter().map(|(k, v)| (k, v.offset)).collect();
+                    (offsets, c.has_pending(g, "t", 1))
+                })
+                .collect()
+        };
+        let before = snapshot(&c);
+        let size_before = c.internal_log().partition().0.lock_log().size_bytes();
+        let limits = CleanerLimits { dedupe_buffer_bytes: 1 << 20, io_max_bytes_per_second: 0 };
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let clean = |c: &GroupCoordinator, now: i64| {
+            let (partition, settings) = c.internal_log().partition();
+            partition.lock_log().roll().expect("roll");
+            // Every pass runs, however little is dirty.
+            let compaction = cleaner::CompactSettings { min_cleanable_dirty_ratio: 0.0, ..settings.compaction.expect("compacted") };
+            cleaner::clean(partition, &compaction, settings.log.segment_bytes, 4096, &limits, &stop, now).expect("clean").expect("due");
+        };
+        // The first pass drops superseded offsets and aborted data; it stops at the open
+        // transaction, whose offset stays pending across a restart.
+        clean(&c, crate::now_ms());
+        drop(c);
+        let c = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("reopen");
+        assert_eq!(snapshot(&c), before, "the groups replayed from the compacted log");
+        assert_eq!(before[1].0.get(&("t".to_string(), 0)), Some(&1_399), "the last committed transaction's offset");
+        assert!(before[1].1, "the open transaction's offset is pending");
+        // Once it commits, two more passes a while apart: the second stamps the markers left
+        // without data, the third (past delete.retention.ms) drops them and the tombstones.
+        c.complete_txn(12, 0, true).expect("marker");
+        let before = snapshot(&c);
+        let day = 86_400_000;
+        for now in [crate::now_ms() + 2 * day, crate::now_ms() + 4 * day] {
+            c.commit_offsets(None, "plain", -1, "", None, vec![("t".into(), 0, offset(399))], |_, _| true);
+            clean(&c, now);
+        }
+        let size_after = c.internal_log().partition().0.lock_log().size_bytes();
+        assert!(size_after * 20 < size_before, "compacted from {size_before} to {size_after} bytes");
+        drop(c);
+        let reopened = GroupCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("reopen");
+        assert_eq!(snapshot(&reopened), before, "the groups replayed from the compacted log");
+        assert_eq!(before[1].0.get(&("t".to_string(), 1)), Some(&77));
+    }
 }

@@ -6,8 +6,9 @@
 //! - offsets strictly increase;
 //! - no record of an aborted transaction is left in the cleaned range;
 //! - every transactional record left has its producer's COMMIT marker after it, or belongs to
-//!   the open transaction;
-//! and the same after a crash injected at each step of a segment swap, then a restart.
+//!   the open transaction.
+//!
+//! The same holds after a crash injected at each step of a segment swap, then a restart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
