@@ -26,9 +26,10 @@
 #
 # Each test binary (test_admin, test_high_consumers, ...) runs on its own, bounded, its tests
 # two at a time (libtest's default on 2 cores, as upstream runs them); the output is turned
-# into one `PASS binary::test` / `FAIL binary::test: why` line per test (parse_libtest.py),
-# then the clean-shutdown check, and finally `N passed, M failed`. Exits non-zero if any
-# check failed.
+# into one `PASS binary::test` / `FAIL binary::test: why` line per test (parse_libtest.py).
+# Then, as upstream's test_suite.sh does, the examples runtime_smol and runtime_async_std run
+# (produce one message, consume it with a group, on those runtimes): one check each. Then the
+# clean-shutdown check, and finally `N passed, M failed`. Exits non-zero if any check failed.
 #
 # Excluded tests are listed in excluded.txt with the reason (passed to libtest as --skip):
 # known broker bugs (`# BROKER BUG:`) and a test that cannot pass against semel. Lines marked
@@ -217,6 +218,27 @@ for bin in "${TEST_BINARIES[@]}"; do
   python3 "$HERE/parse_libtest.py" "$bin" "$WORK/$bin.out" "$list" "$rc" | tee -a "$WORK/checks.out"
 done
 tally "$WORK/checks.out"
+# upstream's test_suite.sh then runs two examples: each produces one message, then consumes it
+# with a group (subscribe) on a runtime other than tokio, and exits non-zero on any error.
+# `cargo test --no-run` built them (with the default features: test_suite.sh builds them with
+# `--no-default-features --features cmake-build`, which only changes how librdkafka is built).
+# run_example NAME TOPIC: runs examples/NAME.rs against semel; prints its last output line.
+run_example() {
+  local out rc=0
+  out="$(cd "$SRC_COPY" && RUST_LOG=off CARGO_TARGET_DIR="$TARGET" timeout -k 10 120 \
+    cargo run --locked -q --example "$1" -- --brokers "$BOOTSTRAP" --topic "$2" 2>&1)" || rc=$?
+  if [ "$rc" = 0 ] && grep -qx "Received message: hello from $2" <<<"$out"; then
+    echo "Received message: hello from $2"
+  else
+    echo "exit status $rc$([ "$rc" = 124 ] && echo ' (killed by timeout)'): $(tail -n 5 <<<"$out")"
+    return 1
+  fi
+}
+if [ -z "${RUST_RDKAFKA_TESTS:-}" ]; then
+  run_check "example runtime_smol: produce, then consume with a group, on the smol runtime" run_example runtime_smol smol
+  run_check "example runtime_async_std: produce, then consume with a group, on async-std" run_example runtime_async_std async-std
+fi
+
 # An exclusion that names no test of a binary that ran is a stale or mistyped line.
 for key in "${!EXCLUDED[@]}"; do
   if [ "${EXCLUDED[$key]}" != seen ] && [[ " ${TEST_BINARIES[*]} " == *" ${key%%::*} "* ]]; then
