@@ -1295,6 +1295,13 @@ async def c_auto_commit():
     return f"{n} records; auto-committed offsets {counts}"
 
 
+# Not checked: how the group picks a protocol when members list several assignors
+# (partition_assignment_strategy with more than one): aiokafka 0.14.0 sends one JoinGroup per
+# assignor, the first with only the first assignor (the request is built inside the loop over
+# the assignors in CoordinatorGroupRebalance.perform_group_join), so such groups fail with
+# INCONSISTENT_GROUP_PROTOCOL or rebalance over and over, against Kafka too.
+
+
 async def c_group_static():
     """Static membership (group_instance_id, KIP-345): two static members split 4 partitions;
     one stops (a static member sends no LeaveGroup) and a new consumer with the same
