@@ -1298,8 +1298,9 @@ async def c_auto_commit():
 # Not checked: how the group picks a protocol when members list several assignors
 # (partition_assignment_strategy with more than one): aiokafka 0.14.0 sends one JoinGroup per
 # assignor, the first with only the first assignor (the request is built inside the loop over
-# the assignors in CoordinatorGroupRebalance.perform_group_join), so such groups fail with
-# INCONSISTENT_GROUP_PROTOCOL or rebalance over and over, against Kafka too.
+# the assignors in CoordinatorGroupRebalance.perform_group_join): members whose first assignors
+# differ are refused with INCONSISTENT_GROUP_PROTOCOL (as Kafka refuses them), and the members'
+# protocol lists change from one JoinGroup to the next, so the group keeps rebalancing.
 
 
 async def c_group_static():
