@@ -57,8 +57,8 @@ async function setupKafkajs() {
   A = {
     version: `kafkajs ${require('kafkajs/package.json').version} (snappy: kafkajs-snappy ${require('kafkajs-snappy/package.json').version}, lz4: lz4js ${require('lz4js/package.json').version}, zstd: @bokuweb/zstd-wasm ${JSON.parse(fs.readFileSync(path.join(__dirname, 'node_modules/@bokuweb/zstd-wasm/package.json'))).version})`,
     codecs: Object.keys(codecs),
-    producer({ idempotent = false, transactionalId, codec = 'none' } = {}) {
-      const p = kafka.producer({ idempotent, transactionalId, maxInFlightRequests: idempotent || transactionalId ? 1 : undefined, allowAutoTopicCreation: false });
+    producer({ idempotent = false, transactionalId, codec = 'none', transactionTimeout } = {}) {
+      const p = kafka.producer({ idempotent, transactionalId, transactionTimeout, maxInFlightRequests: idempotent || transactionalId ? 1 : undefined, allowAutoTopicCreation: false });
       p._codec = codecs[codec];
       return p;
     },
@@ -99,15 +99,16 @@ async function setupConfluent() {
   A = {
     version: `@confluentinc/kafka-javascript ${require('@confluentinc/kafka-javascript/package.json').version} (librdkafka ${ck.librdkafkaVersion}, built from the bundled source; features ${ck.features.join(',')})`,
     codecs: Object.keys(codecs),
-    producer({ idempotent = false, transactionalId, codec = 'none' } = {}) {
+    producer({ idempotent = false, transactionalId, codec = 'none', transactionTimeout } = {}) {
       // librdkafka: a transactional producer must say enable.idempotence=true
       const kjs = { acks: -1, compression: codecs[codec], idempotent: idempotent || !!transactionalId, allowAutoTopicCreation: false };
       if (transactionalId) kjs.transactionalId = transactionalId;
+      if (transactionTimeout) kjs.transactionTimeout = transactionTimeout;
       return kafka.producer({ kafkaJS: kjs, 'linger.ms': 5 });
     },
     send(p, topic, messages) { return p.send({ topic, messages }); },
-    consumer({ groupId, readUncommitted = false, fromBeginning = true, autoCommit = true }) {
-      return kafka.consumer({ kafkaJS: { groupId, readUncommitted, fromBeginning, autoCommit, autoCommitInterval: 500, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, allowAutoTopicCreation: false } });
+    consumer({ groupId, readUncommitted = false, fromBeginning = true, autoCommit = true, assignor }) {
+      return kafka.consumer({ kafkaJS: { groupId, readUncommitted, fromBeginning, autoCommit, autoCommitInterval: 500, ...(assignor ? { partitionAssigners: [assignor] } : {}), sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 200, allowAutoTopicCreation: false } });
     },
     async subscribeRun(c, topic, handlers) {
       await c.subscribe({ topics: [topic] });
@@ -132,6 +133,7 @@ async function setupConfluent() {
       } finally { c.disconnect(); }
     },
     async sendOffsets(txn, consumer, groupId, topics) { await txn.sendOffsets({ consumer, topics }); },
+    cooperativeSticky: ck.KafkaJS.PartitionAssigners.cooperativeSticky,
     isolation: ck.KafkaJS.IsolationLevel,
   };
 }
@@ -639,6 +641,135 @@ async function cTxnCtp() {
   return `${aborted} aborted transactions left the offsets at 0; ${committedN} committed: each of the ${N_CTP} outputs exactly once under read_committed (read_uncommitted: ${countAll(outU)}), group offsets sum ${sum}`;
 }
 
+
+// kafkajs: alterConfigs (then describeConfigs shows the new value)
+async function cAlterConfigs() {
+  const { ConfigResourceTypes } = require('kafkajs');
+  await withAdmin((a) => a.alterConfigs({ resources: [{ type: ConfigResourceTypes.TOPIC, name: T_ADMIN, configEntries: [{ name: 'retention.ms', value: '86400000' }] }] }));
+  const v = await withAdmin((a) => A.describeConfig(a, T_ADMIN, 'retention.ms'));
+  expect(v === '86400000', `after alterConfigs retention.ms = ${v}, expected 86400000`);
+  return `retention.ms ${RETENTION} -> ${v}`;
+}
+
+// deleteTopicRecords: the low watermark moves, reading from the beginning starts there
+async function cDeleteRecords() {
+  const t = `${P}-delete-records`;
+  await createTopic(t, 1);
+  const msgs = makeMessages(t, 100, 1);
+  const p = A.producer();
+  await p.connect();
+  try { await produce(p, t, msgs); } finally { await p.disconnect(); }
+  await withAdmin(async (a) => {
+    // kafkajs looks the partition leaders up in its metadata cache without loading it first
+    // (KafkaJSTopicMetadataNotLoaded on a fresh admin): load it
+    await a.fetchTopicMetadata({ topics: [t] });
+    await a.deleteTopicRecords({ topic: t, partitions: [{ partition: 0, offset: '40' }] });
+  });
+  const offs = await withAdmin((a) => a.fetchTopicOffsets(t));
+  expect(Number(offs[0].low) === 40 && Number(offs[0].high) === 100, `after deleteTopicRecords(40): low ${offs[0].low} high ${offs[0].high}, expected 40 and 100`);
+  const got = await readAll(t, 60);
+  const o = (got[0] || []).map((r) => r.offset);
+  expect(o.length === 60 && o[0] === 40 && o[59] === 99, `reading from the beginning: ${o.length} records from ${o[0]} to ${o[o.length - 1]}, expected 60 from 40 to 99`);
+  return 'low watermark 40, high 100; a new group reads 40-99';
+}
+
+// kafkajs: admin.setOffsets / resetOffsets on an empty group, then a member starts there
+async function cSetOffsets() {
+  const t = `${P}-codec-none`;
+  expect(PRODUCED.none, 'the compression=none produce check did not run');
+  const g = `${P}-setoffsets`;
+  const per = perPartition(PRODUCED.none);
+  await withAdmin((a) => a.setOffsets({ groupId: g, topic: t, partitions: [0, 1, 2].map((q) => ({ partition: q, offset: String(per[q].length - 5) })) }));
+  let off = await withAdmin((a) => a.fetchOffsets({ groupId: g, topics: [t] }));
+  const set = off[0].partitions.map((x) => Number(x.offset)).sort((x, y) => x - y);
+  const c = A.consumer({ groupId: g, autoCommit: true, fromBeginning: true });
+  const got = [];
+  await c.connect();
+  try {
+    await A.subscribeRun(c, t, { eachMessage: async ({ partition, message: m }) => { got.push([partition, Number(m.offset)]); } });
+    await waitFor(async () => got.length >= 15, 30000, `15 records from the set offsets (have ${got.length})`);
+    await sleep(1000);
+  } finally { await c.disconnect(); }
+  expect(got.length === 15 && got.every(([q, o]) => o >= per[q].length - 5), `after setOffsets(end - 5) a member read ${got.length} records: ${JSON.stringify(got.slice(0, 5))}...`);
+  await withAdmin((a) => a.resetOffsets({ groupId: g, topic: t, earliest: true }));
+  off = await withAdmin((a) => a.fetchOffsets({ groupId: g, topics: [t] }));
+  // kafkajs commits its EARLIEST sentinel (-2) as the offset, and the broker stores it as given
+  // (a kafkajs member then treats the negative offset as none and follows its fromBeginning)
+  const reset = off[0].partitions.map((x) => Number(x.offset));
+  expect(reset.every((o) => o === -2), `after resetOffsets(earliest): ${JSON.stringify(reset)}, expected -2 (kafkajs commits its EARLIEST sentinel)`);
+  return `setOffsets -> fetchOffsets ${JSON.stringify(set)}, a member read exactly the last 15 records; resetOffsets(earliest) -> -2 stored`;
+}
+
+// librdkafka's cooperative-sticky assignor (KIP-429 incremental rebalances over the classic
+// protocol): three members join one by one, then one leaves; partitions are never owned twice
+async function cGroupCooperative() {
+  const t = `${P}-coop`;
+  const g = `${P}-coop-group`;
+  await createTopic(t, 6);
+  const msgs = makeMessages(t, 600, 6);
+  const pr = A.producer();
+  await pr.connect();
+  try { await produce(pr, t, msgs); } finally { await pr.disconnect(); }
+  const seen = new Map();
+  const members = [];
+  const snapshots = [];
+  const cover = (cs, n) => {
+    const as = cs.map((c) => A.assignment(c));
+    if (as.some((a) => !a || a.length === 0)) return null;
+    const all = as.flat().sort((a, b) => a - b);
+    return JSON.stringify(all) === '[0,1,2,3,4,5]' && as.every((a) => a.length === 6 / n) ? as : null;
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const c = A.consumer({ groupId: g, autoCommit: true, assignor: A.cooperativeSticky });
+      await c.connect();
+      await A.subscribeRun(c, t, { eachMessage: async ({ partition, message: m }) => { const k = `${partition}/${m.offset}`; seen.set(k, (seen.get(k) || 0) + 1); } });
+      members.push(c);
+      snapshots.push(await waitFor(async () => cover(members, members.length), 45000, `${members.length} members sharing partitions 0-5 evenly`));
+    }
+    expect(members[0].rebalanceProtocol() === 'COOPERATIVE', `rebalance protocol ${members[0].rebalanceProtocol()}, expected COOPERATIVE`);
+    const leaving = members.pop();
+    await leaving.disconnect();
+    snapshots.push(await waitFor(async () => cover(members, 2), 45000, 'the two remaining members sharing partitions 0-5 after one left'));
+    await waitFor(async () => seen.size >= 600, 45000, `all 600 records consumed (have ${seen.size})`);
+  } finally {
+    for (const c of members) await c.disconnect();
+  }
+  // sticky (the owned partitions travel through JoinGroup / SyncGroup): when a member joins, the
+  // others only give partitions away; when one leaves, the others keep theirs and take its own
+  for (let i = 1; i < snapshots.length; i++) {
+    const prev = snapshots[i - 1]; const cur = snapshots[i];
+    const joined = cur.length > prev.length;
+    for (let m = 0; m < Math.min(prev.length, cur.length); m++) {
+      const [small, big] = joined ? [cur[m], prev[m]] : [prev[m], cur[m]];
+      expect(small.every((q) => big.includes(q)), `rebalance ${i} (${joined ? 'join' : 'leave'}): member ${m} went from ${JSON.stringify(prev[m])} to ${JSON.stringify(cur[m])} (not sticky)`);
+    }
+  }
+  return `assignments ${JSON.stringify(snapshots)}, each member keeping its partitions; ${seen.size} records consumed`;
+}
+
+// transaction.timeout.ms: the coordinator aborts a transaction left open too long and bumps the
+// epoch, so the producer's late commit fails and nothing of it is visible
+async function cTxnTimeout() {
+  const t = `${P}-txn-timeout`;
+  await createTopic(t, 1);
+  const p = A.producer({ transactionalId: `${P}-txn-timeout`, transactionTimeout: 2000 });
+  await p.connect();
+  let commitErr = null;
+  try {
+    const txn = await p.transaction();
+    await produce(txn, t, [{ partition: 0, key: 'late', value: 'left open past its timeout' }]);
+    await sleep(6000);
+    try { await txn.commit(); } catch (e) { commitErr = e; }
+  } finally { try { await p.disconnect(); } catch (e) { /* fenced */ } }
+  expect(commitErr, 'the commit 6 s after the 2 s transaction timeout succeeded');
+  const offs = await withAdmin((a) => a.fetchTopicOffsets(t));
+  expect(Number(offs[0].high) === 2, `high watermark ${offs[0].high}, expected 2 (the record and the ABORT marker)`);
+  const rc = await readAll(t, 1, { timeoutMs: 3000, settleMs: 500 });
+  expect(countAll(rc) === 0, `read_committed reads ${countAll(rc)} records of the timed-out transaction`);
+  return `commit after the timeout -> ${errText(commitErr)}; log: record + ABORT marker; read_committed reads nothing`;
+}
+
 // ------------------------------------------------------------------ main
 
 async function check(name, fn, ...args) {
@@ -667,13 +798,18 @@ async function check(name, fn, ...args) {
   await check('admin.fetchTopicOffsets / fetchTopicOffsetsByTimestamp', cOffsets);
   await check('admin.createPartitions 3 -> 4, new partition usable', cCreatePartitions);
   await check('admin.deleteTopics, gone from listTopics', cDeleteTopics);
+  if (CLIENT === 'kafkajs') await check('admin.alterConfigs retention.ms, describeConfigs shows it', cAlterConfigs);
+  await check('admin.deleteTopicRecords moves the low watermark', cDeleteRecords);
+  if (CLIENT === 'kafkajs') await check('admin.setOffsets / resetOffsets on an empty group; a member starts there', cSetOffsets);
   await check(`consumer group: 3 members share 6 partitions, rebalance when one leaves, ${N_GROUP}+300 records, committed offsets`, cGroupRebalance);
   await check('consumer group: a new member resumes from the committed offsets', cGroupResume);
   await check('admin.listGroups / describeGroups / fetchOffsets / deleteGroups', cAdminGroups);
+  if (A.cooperativeSticky) await check('consumer group: cooperative-sticky assignor, 3 members join then one leaves', cGroupCooperative);
   await check(`idempotent producer: ${N_IDEM} records gzip, read back exactly once, one producer id, gapless sequences`, cIdempotent);
   await check('transactions: commit 10 / abort 10 / commit 5 per partition; read_committed stops at the LSO while open', cTxnCommitAbort);
   await check('transactions: read_committed sees only committed records, read_uncommitted all', cTxnIsolation);
   await check('transactions: a second producer with the same transactional.id fences the zombie', cTxnFencing);
+  await check('transactions: a transaction left open past transactionTimeout is aborted, the late commit fails', cTxnTimeout);
   await check(`transactions: consume-transform-produce with sendOffsets (${N_CTP} records; aborted run first): exactly one copy`, cTxnCtp);
   process.exit(0);
 })().catch((e) => { console.log(`FAIL ${CLIENT}: harness: ${errText(e)}`); log(e && e.stack); process.exit(1); });
