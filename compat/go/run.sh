@@ -22,9 +22,12 @@
 #      KGO_SEEDS pointing at semel: the tests listed in compat/go/kgo-tests.txt (which also
 #      lists the excluded ones and why), one line per test and per subtest.
 #
-# Default form (CI, ~4-6 minutes once the modules are cached): KGO_TEST_RECORDS=10000 records
-# through the group and transaction chains (TestGroupETL, TestTxnEtl), harness scale 1.
-# Full form (COMPAT_FULL=1): KGO_TEST_RECORDS=100000 and the harness at 5x its record counts.
+# Default form (CI; ~2 minutes once the modules are cached and compiled, ~5 the first time):
+# KGO_TEST_RECORDS=10000 records through franz-go's chains of consumer groups (TestGroupETL,
+# TestTxnEtl), the harness at scale 1.
+# Full form (COMPAT_FULL=1): KGO_TEST_RECORDS=500000 (franz-go's own default), the harness at 5x
+# its record counts, and TestGroupETL once more with KGO_TEST_CHAOS=1 (the client cuts its
+# connections every 0.5-1.5s) and 100000 records (lines `kgo-chaos ...`).
 #
 # Environment:
 #   SEMEL_BIN=/path/to/semel   use this binary instead of building one
@@ -46,7 +49,8 @@ SEMEL_LOG_DEFAULT=info
 
 if [ "${COMPAT_FULL:-0}" = 1 ]; then
   FORM=full
-  RECORDS=${KGO_TEST_RECORDS:-100000}
+  RECORDS=${KGO_TEST_RECORDS:-500000}
+  CHAOS_RECORDS=${KGO_TEST_RECORDS:-100000}
   SCALE=5
   KGO_TIMEOUT=3600
   HARNESS_TIMEOUT=1500
@@ -117,27 +121,36 @@ run_harness
 mapfile -t TESTS < <(sed -nE 's/^(Test[A-Za-z0-9_]+)\s*(#.*)?$/\1/p' "$HERE/kgo-tests.txt")
 sed -nE 's/^expect-skip\s+(\S+).*$/\1/p' "$HERE/kgo-tests.txt" >"$WORK/expect-skip.txt"
 [ "${#TESTS[@]}" -gt 0 ] || setup_failed "kgo-tests.txt lists no test"
-RUN="^($(IFS='|'; echo "${TESTS[*]}"))\$"
 
-say "franz-go pkg/kgo: ${#TESTS[@]} tests against $BOOTSTRAP (KGO_TEST_RECORDS=$RECORDS)"
-set +e
-(
-  cd "$SRC/pkg/kgo" &&
-    KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="$RECORDS" KGO_TEST_UNSAFE=1 \
-      timeout -k 10 $((KGO_TIMEOUT + 60)) "$HERE/.work/kgo.test" -test.v=test2json -test.run "$RUN" \
-      -test.timeout "${KGO_TIMEOUT}s" -test.count 1 2>"$WORK/kgo.log" |
-    go tool test2json -t -p kgo >"$WORK/kgo.json"
-)
-KGO_RC=$?
-set -e
-
-# One line per test and subtest, in the order they finished; a listed test that did not run or
-# that skipped is a failure (but for the expect-skip subtests of kgo-tests.txt: a `#` line), and
-# so is a non-zero exit of the test binary.
-python3 - "$WORK/kgo.json" "$KGO_RC" "$WORK/expect-skip.txt" "${TESTS[@]}" >"$WORK/kgo.out" <<'PY'
+# run_kgo LABEL RECORDS TEST... [-- ENV=VALUE...]: runs the tests (and their subtests) with
+# KGO_SEEDS at semel, their records bounded by RECORDS, and prints one line per test and subtest
+# (`PASS LABEL name (Ns)` / `FAIL LABEL name: why`), in the order they finished. A listed test
+# that did not run or that skipped is a failure (but for the expect-skip subtests of
+# kgo-tests.txt: a `#` line), and so is a non-zero exit of the test binary.
+run_kgo() {
+  local label=$1 records=$2 rc
+  shift 2
+  local -a tests=() envs=()
+  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do tests+=("$1"); shift; done
+  [ "$#" -gt 0 ] && shift
+  envs=("$@")
+  local run
+  run="^($(IFS='|'; echo "${tests[*]}"))\$"
+  say "franz-go pkg/kgo ($label): ${#tests[@]} tests against $BOOTSTRAP (KGO_TEST_RECORDS=$records${envs[*]:+ ${envs[*]}})"
+  set +e
+  (
+    cd "$SRC/pkg/kgo" &&
+      env KGO_SEEDS="$BOOTSTRAP" KGO_TEST_RF=1 KGO_TEST_RECORDS="$records" KGO_TEST_UNSAFE=1 "${envs[@]}" \
+        timeout -k 10 $((KGO_TIMEOUT + 60)) "$HERE/.work/kgo.test" -test.v=test2json -test.run "$run" \
+        -test.timeout "${KGO_TIMEOUT}s" -test.count 1 2>"$WORK/$label.log" |
+      go tool test2json -t -p kgo >"$WORK/$label.json"
+  )
+  rc=$?
+  set -e
+  python3 - "$WORK/$label.json" "$rc" "$WORK/expect-skip.txt" "$label" "${tests[@]}" >"$WORK/$label.out" <<'PY'
 import json, re, sys
 
-path, rc, listed = sys.argv[1], int(sys.argv[2]), sys.argv[4:]
+path, rc, label, listed = sys.argv[1], int(sys.argv[2]), sys.argv[4], sys.argv[5:]
 expect_skip = set(open(sys.argv[3]).read().split())
 out, done, order = {}, {}, []
 text = open(path[:-len(".json")] + ".txt", "w")  # the tests' output (and franz-go's logs) as text
@@ -146,15 +159,13 @@ for line in open(path, errors="replace"):
         ev = json.loads(line)
     except ValueError:
         continue
-    t = ev.get("Test")
-    if not t and ev.get("Action") == "output":
+    t, a = ev.get("Test"), ev.get("Action")
+    if a == "output":
         text.write(ev.get("Output", ""))
     if not t:
         continue
-    a = ev.get("Action")
     if a == "output":
         out.setdefault(t, []).append(ev.get("Output", ""))
-        text.write(ev.get("Output", ""))
     elif a in ("pass", "fail", "skip"):
         done[t] = (a, ev.get("Elapsed", 0))
         order.append(t)
@@ -163,35 +174,41 @@ def why(t):
     # the test's own t.Error / t.Fatal / t.Skip lines, else its last output lines
     lines = [l.strip() for l in out.get(t, [])]
     msgs = [l for l in lines if re.match(r"\S+_test\.go:\d+: ", l) and "deleting topic" not in l
-            and "completed in" not in l]
+            and "deleting group" not in l and "completed in" not in l]
     msgs = msgs or [l for l in lines if l and not l.startswith(("=== ", "--- "))][-3:]
-    text = " | ".join(dict.fromkeys(msgs)) or "no output"
-    return text[:600]
+    return (" | ".join(dict.fromkeys(msgs)) or "no output")[:600]
 
 for t in order:
     a, el = done[t]
     if a == "pass":
-        print(f"PASS kgo {t} ({el:.1f}s)")
+        print(f"PASS {label} {t} ({el:.1f}s)")
     elif a == "skip" and t in expect_skip:
-        print(f"# kgo {t} skipped itself, as expected ({why(t)})")
+        print(f"# {label} {t} skipped itself, as expected ({why(t)})")
     elif a == "skip":
-        print(f"FAIL kgo {t}: skipped ({why(t)})")
+        print(f"FAIL {label} {t}: skipped ({why(t)})")
     else:
-        print(f"FAIL kgo {t}: {why(t)} ({el:.1f}s)")
+        print(f"FAIL {label} {t}: {why(t)} ({el:.1f}s)")
 for t in listed:
     if t not in done:
-        running = t in out
-        print(f"FAIL kgo {t}: " + ("no result: the test binary exited with status %d while it ran" % rc if running
-                                   else "did not run (not in this franz-go version?)"))
+        print(f"FAIL {label} {t}: " + (f"no result: the test binary exited with status {rc} while it ran" if t in out
+                                       else "did not run (not in this franz-go version?)"))
 if rc != 0 and all(done.get(t, ("fail",))[0] == "pass" for t in listed):
-    print(f"FAIL kgo test binary exited with status {rc} with every listed test passed")
+    print(f"FAIL {label} test binary exited with status {rc} with every listed test passed")
 PY
-cat "$WORK/kgo.out"
-tally "$WORK/kgo.out"
-if grep -q '^FAIL ' "$WORK/kgo.out"; then
-  say "--- franz-go tests' output: last lines ($WORK/kgo.txt; stderr in $WORK/kgo.log)"
-  tail -n 30 "$WORK/kgo.txt" | cut -c1-400 >&2 || true
-  tail -n 10 "$WORK/kgo.log" | cut -c1-400 >&2 || true
+  cat "$WORK/$label.out"
+  tally "$WORK/$label.out"
+  if grep -q '^FAIL ' "$WORK/$label.out"; then
+    say "--- franz-go tests' output ($label): last lines ($WORK/$label.txt; stderr in $WORK/$label.log)"
+    tail -n 30 "$WORK/$label.txt" | cut -c1-400 >&2 || true
+    tail -n 10 "$WORK/$label.log" | cut -c1-400 >&2 || true
+  fi
+}
+
+run_kgo kgo "$RECORDS" "${TESTS[@]}"
+if [ "$FORM" = full ]; then
+  # The chain of consumer groups again, with connections that the client's dialer cuts every
+  # 0.5-1.5s (franz-go's KGO_TEST_CHAOS): retries, idempotent sequence rewinds, rejoins.
+  run_kgo kgo-chaos "$CHAOS_RECORDS" TestGroupETL -- KGO_TEST_CHAOS=1
 fi
 
 # ---------------------------------------------------------------- broker health and shutdown

@@ -841,6 +841,84 @@ func cGroupAdmin() (string, error) {
 	return "OffsetCommit (with metadata), OffsetFetch, ListGroups Empty, DeleteGroups", nil
 }
 
+// cMoreAdmin: BrokerMetadata, CreatePartitions, DeleteRecords and OffsetDelete on the topic of
+// the codec=zstd checks (3000 records in 3 partitions).
+func cMoreAdmin() (string, error) {
+	ctx, cancel := ctxT(60 * time.Second)
+	defer cancel()
+	topic := topicName("codec-zstd")
+	md, err := adm.BrokerMetadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(md.Brokers) != 1 || md.Controller != md.Brokers[0].NodeID {
+		return "", fmt.Errorf("BrokerMetadata: brokers %v, controller %d; expected one broker, the controller", md.Brokers, md.Controller)
+	}
+	cp, err := adm.CreatePartitions(ctx, 1, topic)
+	if err != nil {
+		return "", err
+	}
+	if e := cp[topic].Err; e != nil {
+		return "", fmt.Errorf("CreatePartitions +1: %v %s", e, cp[topic].ErrMessage)
+	}
+	listed, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return "", err
+	}
+	if n := len(listed[topic].Partitions); n != 4 {
+		return "", fmt.Errorf("after CreatePartitions +1: %d partitions, expected 4", n)
+	}
+	os := kadm.Offsets{}
+	os.Add(kadm.Offset{Topic: topic, Partition: 1, At: 250})
+	dr, err := adm.DeleteRecords(ctx, os)
+	if err != nil {
+		return "", err
+	}
+	if r := dr[topic][1]; r.Err != nil || r.LowWatermark != 250 {
+		return "", fmt.Errorf("DeleteRecords partition 1 before 250: low watermark %d, err %v", r.LowWatermark, r.Err)
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return "", err
+	}
+	if o, _ := starts.Lookup(topic, 1); o.Offset != 250 {
+		return "", fmt.Errorf("after DeleteRecords: start offset of partition 1 is %d, expected 250", o.Offset)
+	}
+	got, err := consumeAll(topic, map[int32]int{1: 750}, kgo.ReadUncommitted(), 300*time.Millisecond)
+	if err != nil {
+		return "", err
+	}
+	if rs := got[1]; len(rs) != 750 || rs[0].Offset != 250 {
+		return "", fmt.Errorf("after DeleteRecords: read %d records of partition 1 from the start, first offset %d; expected 750 from 250", len(rs), rs[0].Offset)
+	}
+	group := topicName("grp-offsetdelete")
+	cos := kadm.Offsets{}
+	cos.Add(kadm.Offset{Topic: topic, Partition: 0, At: 5, LeaderEpoch: -1})
+	cos.Add(kadm.Offset{Topic: topic, Partition: 2, At: 6, LeaderEpoch: -1})
+	if cr, err := adm.CommitOffsets(ctx, group, cos); err != nil || cr.Error() != nil {
+		return "", fmt.Errorf("OffsetCommit: %v %v", err, cr.Error())
+	}
+	ts := kadm.TopicsSet{}
+	ts.Add(topic, 0)
+	del, err := adm.DeleteOffsets(ctx, group, ts)
+	if err != nil {
+		return "", err
+	}
+	if err := del.Error(); err != nil {
+		return "", fmt.Errorf("OffsetDelete: %w", err)
+	}
+	fo, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return "", err
+	}
+	o0, ok0 := fo.Lookup(topic, 0)
+	o2, ok2 := fo.Lookup(topic, 2)
+	if (ok0 && o0.At >= 0) || !ok2 || o2.At != 6 {
+		return "", fmt.Errorf("after OffsetDelete of partition 0: partition 0 %+v (present %v), partition 2 %+v (present %v); expected 0 gone, 2 at 6", o0, ok0, o2, ok2)
+	}
+	return "1 broker (controller); CreatePartitions 3 -> 4; DeleteRecords low watermark 250, reads from 250; OffsetDelete removes one partition's offset", nil
+}
+
 func cDeleteTopics() (string, error) {
 	ctx, cancel := ctxT(60 * time.Second)
 	defer cancel()
@@ -1263,6 +1341,7 @@ func main() {
 		return cGroup("cooperative-sticky", func() kgo.GroupBalancer { return kgo.CooperativeStickyBalancer() })
 	})
 	check("admin: CommitOffsets / FetchOffsets / ListGroups / DeleteGroups", cGroupAdmin)
+	check("admin: BrokerMetadata, CreatePartitions, DeleteRecords, DeleteOffsets (OffsetDelete)", cMoreAdmin)
 	check("admin: DeleteTopics then gone from ListTopics", cDeleteTopics)
 	check("transactions: commit / abort / open; LSO, read_committed vs read_uncommitted; ListTransactions, DescribeTransactions, DescribeProducers", cTxnReadCommitted)
 	check("transactions: GroupTransactSession consume-transform-produce, 2 members, one abort: exactly one copy", cGroupTransact)
