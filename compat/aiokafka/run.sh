@@ -1137,6 +1137,21 @@ async def c_txn_fencing():
     return f"p2 started in {took:.1f}s; p1: {desc}; read_committed sees only p2's record"
 
 
+async def wait_committed(c, want, timeout=10):
+    """The consumer's committed offsets (OffsetFetch) once they equal `want` (partition ->
+    offset), or as they are after `timeout` seconds. Kafka answers EndTxn before the
+    transaction markers are written (TransactionMarkerChannelManager), so the offsets of a
+    transaction that just committed become visible to an OffsetFetch without require_stable
+    a moment later, not at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {tp.partition: await c.committed(tp) for tp in c.assignment()}
+        got = {q: o for q, o in got.items() if o is not None}
+        if got == want or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.1)
+
+
 async def c_txn_ctp():
     """Consume-transform-produce: a read_committed group consumer (no auto commit) and a
     transactional producer; each transaction sends the transformed records and the consumer's
@@ -1144,7 +1159,7 @@ async def c_txn_ctp():
     transaction is aborted after its records were delivered and its offsets sent: the
     committed offsets stay those of the second, and the consumer seeks back to them. While
     the second transaction is open its offsets are not visible to committed() (OffsetFetch),
-    and are once it commits. The output read_committed holds each transformed input record
+    and are (within 10 s) once it commits. The output read_committed holds each transformed input record
     exactly once, in order."""
     t_in, t_out, group = "ak-ctp-in", "ak-ctp-out", "ak-ctp"
     await create_topic(t_in, PARTITIONS)
@@ -1185,10 +1200,10 @@ async def c_txn_ctp():
                     await f
                 await p.abort_transaction()
                 aborted_records += len(recs)
-                committed = {tp.partition: await c.committed(tp) for tp in c.assignment()}
-                after_abort = {q: o for q, o in committed.items() if o is not None}
+                after_abort = await wait_committed(c, last_committed)
                 expect(after_abort == last_committed, f"committed offsets after the abort: {after_abort}, "
                                                       f"expected those of the last commit {last_committed}")
+                committed = {tp.partition: after_abort.get(tp.partition) for tp in c.assignment()}
                 for tp in c.assignment():
                     if committed[tp.partition] is None:
                         await c.seek_to_beginning(tp)
@@ -1198,16 +1213,15 @@ async def c_txn_ctp():
                 if n_txn == 2:
                     # OffsetFetch (aiokafka: v3, no require_stable) while the offsets are pending
                     # in the open transaction: Kafka answers the last committed ones.
-                    pending = {tp.partition: await c.committed(tp) for tp in c.assignment()}
-                    pending = {q: o for q, o in pending.items() if o is not None}
+                    pending = await wait_committed(c, last_committed)
                     expect(pending == last_committed, f"committed() with the transaction's offsets pending: {pending}, "
                                                       f"expected the last committed {last_committed}")
                 await p.commit_transaction()
                 committed_txns += 1
                 last_committed.update({tp.partition: o for tp, o in positions.items()})
                 if n_txn == 2:
-                    now = {tp.partition: await c.committed(tp) for tp in c.assignment()}
-                    expect(now == last_committed, f"committed() after the commit: {now}, expected {last_committed}")
+                    now = await wait_committed(c, last_committed)
+                    expect(now == last_committed, f"committed() 10 s after the commit: {now}, expected {last_committed}")
     finally:
         await c.stop()
         await p.stop()
@@ -1219,8 +1233,13 @@ async def c_txn_ctp():
         expect(have == want, f"output partition {q} (read_committed): {len(have)} records, "
                              f"{len(have) - len(set(have))} duplicates, expected the {len(want)} transformed inputs in order")
     eu = await end_offsets(t_out, PARTITIONS, "read_uncommitted")
-    offs = await (await admin()).list_consumer_group_offsets(group)
-    have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}
+    deadline = time.monotonic() + 10  # the last commit's markers may still be on their way
+    while True:
+        offs = await (await admin()).list_consumer_group_offsets(group)
+        have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}
+        if have == end or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     expect(have == end, f"group {group} committed offsets {have}, expected the input's end offsets {end}")
     return (f"{committed_txns} transactions committed, 1 aborted ({aborted_records} records, committed offsets unchanged); "
             f"pending offsets invisible to committed() until the commit; "

@@ -825,8 +825,15 @@ def c_txn_consume_transform_produce():
                     f.get(timeout=30)
                 p.abort_transaction()
                 aborted_records += len(recs)
-                committed = {tp: c.committed(tp) for tp in c.assignment()}
-                after_abort = {tp.partition: o for tp, o in committed.items() if o is not None}
+                # The last commit's offsets reach the group a moment after commit_transaction
+                # returned (Kafka answers EndTxn before it writes the markers): wait up to 10 s.
+                deadline = time.monotonic() + 10
+                while True:
+                    committed = {tp: c.committed(tp) for tp in c.assignment()}
+                    after_abort = {tp.partition: o for tp, o in committed.items() if o is not None}
+                    if after_abort == last_committed or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.1)
                 expect(after_abort == last_committed, f"committed offsets after the abort: {after_abort}, "
                                                       f"expected those of the last commit {last_committed}")
                 for tp, o in committed.items():
@@ -848,8 +855,13 @@ def c_txn_consume_transform_produce():
         have = [r.value for r in got[q]]
         expect(have == want, f"output partition {q} (read_committed): {len(have)} records, "
                              f"{len(have) - len(set(have))} duplicates, expected the {len(want)} transformed inputs in order")
-    offs = admin().list_group_offsets(group)[group]
-    have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}
+    deadline = time.monotonic() + 10  # the last commit's markers may still be on their way
+    while True:
+        offs = admin().list_group_offsets(group)[group]
+        have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}
+        if have == end or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     expect(have == end, f"group {group} committed offsets {have}, expected the input's end offsets {end}")
     return (f"{committed_txns} transactions committed, 1 aborted ({aborted_records} records, committed offsets "
             f"unchanged); output read_committed: {N_CTP} records exactly once; group offsets = end offsets {end}")
