@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -1115,6 +1116,65 @@ func cTxnReadCommitted() (string, error) {
 	return "while open: LSO 22 / HWM 27, read_committed 0-9, read_uncommitted 25; ListTransactions, DescribeTransactions Ongoing, DescribeProducers txn start 22; after commit: read_committed 0-9,22-26, end 28, CompleteCommit", nil
 }
 
+// cTxnFencing: a second producer with the same transactional id fences the first, whose open
+// transaction is aborted; the first cannot commit, the second's transaction commits.
+func cTxnFencing() (string, error) {
+	topic := topicName("fence")
+	if err := createTopic(topic, 1, nil); err != nil {
+		return "", err
+	}
+	txid := topicName("fenced-producer")
+	ctx, cancel := ctxT(90 * time.Second)
+	defer cancel()
+	first := client("fence-1", kgo.TransactionalID(txid), kgo.TransactionTimeout(60*time.Second))
+	defer first.Close()
+	if err := first.BeginTransaction(); err != nil {
+		return "", err
+	}
+	if err := first.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("first")}).FirstErr(); err != nil {
+		return "", err
+	}
+	pid1, epoch1, _ := first.ProducerID(ctx)
+	second := client("fence-2", kgo.TransactionalID(txid), kgo.TransactionTimeout(60*time.Second))
+	defer second.Close()
+	pid2, epoch2, err := second.ProducerID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("second producer: InitProducerId: %w", err)
+	}
+	if pid2 != pid1 || epoch2 <= epoch1 {
+		return "", fmt.Errorf("second producer got %d/%d, expected producer id %d with an epoch above %d", pid2, epoch2, pid1, epoch1)
+	}
+	err = first.EndTransaction(ctx, kgo.TryCommit)
+	if err == nil {
+		err = first.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("first again")}).FirstErr()
+	}
+	if err == nil || !(errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)) {
+		return "", fmt.Errorf("fenced producer's commit: %v, expected PRODUCER_FENCED or INVALID_PRODUCER_EPOCH", err)
+	}
+	fenceErr := err
+	if err := second.BeginTransaction(); err != nil {
+		return "", err
+	}
+	if err := second.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("second")}).FirstErr(); err != nil {
+		return "", err
+	}
+	if err := second.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return "", fmt.Errorf("second producer's commit: %w", err)
+	}
+	got, err := consumeAll(topic, map[int32]int{0: 1}, kgo.ReadCommitted(), time.Second)
+	if err != nil {
+		return "", err
+	}
+	var vals []string
+	for _, r := range got[0] {
+		vals = append(vals, string(r.Value))
+	}
+	if len(vals) != 1 || vals[0] != "second" {
+		return "", fmt.Errorf("read_committed read %q, expected only the second producer's record", vals)
+	}
+	return fmt.Sprintf("epoch %d -> %d; the fenced producer's commit: %v; read_committed reads only the second's record", epoch1, epoch2, oneLine(fenceErr.Error())), nil
+}
+
 // cGroupTransact: consume-transform-produce with two GroupTransactSessions (the second joins
 // midway, the first aborts its first transaction): the output read with read_committed holds
 // exactly one copy of every input record.
@@ -1344,5 +1404,6 @@ func main() {
 	check("admin: BrokerMetadata, CreatePartitions, DeleteRecords, DeleteOffsets (OffsetDelete)", cMoreAdmin)
 	check("admin: DeleteTopics then gone from ListTopics", cDeleteTopics)
 	check("transactions: commit / abort / open; LSO, read_committed vs read_uncommitted; ListTransactions, DescribeTransactions, DescribeProducers", cTxnReadCommitted)
+	check("transactions: a second producer with the same transactional id fences the first", cTxnFencing)
 	check("transactions: GroupTransactSession consume-transform-produce, 2 members, one abort: exactly one copy", cGroupTransact)
 }
