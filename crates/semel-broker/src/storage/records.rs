@@ -19,6 +19,7 @@ use super::batch::{
 
 /// Attribute bit of a batch whose base timestamp is its delete horizon (KIP-534).
 pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
+const ATTR_COMPRESSION_MASK: i16 = 0x07;
 
 /// One record of a batch: where its bytes lie in the (decompressed) record data, and what the
 /// cleaner needs of it.
@@ -171,7 +172,10 @@ pub(crate) fn rebuild(
         write_varint(&mut raw, body.len() as i64);
         raw.extend_from_slice(&body);
     }
-    let payload = match header.compression_codec() {
+    // An emptied batch is written as Kafka's `DefaultRecordBatch.writeEmptyHeader` writes it:
+    // no records and no compression (clients cannot decompress an empty payload).
+    let codec = if keep.is_empty() { 0 } else { header.compression_codec() };
+    let payload = match codec {
         0 => raw,
         codec => compress(codec, &raw)?,
     };
@@ -180,7 +184,7 @@ pub(crate) fn rebuild(
     out.extend_from_slice(&payload);
     let batch_length = (out.len() - LOG_OVERHEAD) as i32;
     out[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&batch_length.to_be_bytes());
-    let mut attributes = header.attributes;
+    let mut attributes = (header.attributes & !ATTR_COMPRESSION_MASK) | codec;
     if delete_horizon.is_some() {
         attributes |= ATTR_DELETE_HORIZON;
     }
@@ -250,6 +254,7 @@ mod tests {
             let empty = rebuild(&original, &header, &records, &[], None).expect("rebuild");
             let empty_header = batch::check_framing_and_crc(&empty).expect("valid");
             assert_eq!((empty_header.records_count, empty_header.last_offset()), (0, 103));
+            assert_eq!((empty_header.compression_codec(), empty.len()), (0, HEADER_SIZE), "uncompressed, no payload");
         }
     }
 }

@@ -21,9 +21,15 @@ impl Drop for Semel {
 
 /// Starts `semel serve` on `port` with data in `dir` and waits until it accepts connections.
 pub fn start_semel(port: u16, dir: &std::path::Path) -> Semel {
+    start_semel_with(port, dir, &[])
+}
+
+/// `start_semel` with more arguments (such as `--config FILE`).
+pub fn start_semel_with(port: u16, dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Semel {
     let child = Command::new(env!("CARGO_BIN_EXE_semel"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
+        .args(extra)
         .env("SEMEL_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
