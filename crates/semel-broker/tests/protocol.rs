@@ -145,6 +145,39 @@ async fn create_topics_errors_match_kafka() {
 }
 
 #[tokio::test]
+async fn create_partitions_checks_the_manual_assignments_like_kafka() {
+    use kafka_protocol::messages::create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+    use kafka_protocol::messages::{BrokerId, CreatePartitionsRequest, CreatePartitionsResponse};
+    let broker = TestBroker::start().await;
+    let node = broker.broker.as_ref().expect("running").state().config.node_id;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    let topic = CreatableTopic::default().with_name(name("grow")).with_num_partitions(1).with_replication_factor(1);
+    assert_eq!(create(&mut client, topic).await, 0);
+    let grow = |count: i32, assignments: usize| {
+        let assignment = CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(node)]);
+        let request = CreatePartitionsRequest::default().with_timeout_ms(5_000).with_topics(vec![CreatePartitionsTopic::default()
+            .with_name(name("grow"))
+            .with_count(count)
+            .with_assignments(Some(vec![assignment; assignments]))]);
+        request
+    };
+    // Two assignments for one new partition: Kafka answers INVALID_REPLICA_ASSIGNMENT (39).
+    let request = grow(2, 2);
+    let response: CreatePartitionsResponse = client.call(ApiKey::CreatePartitions, 0, &request).await;
+    assert_eq!(response.results[0].error_code, 39);
+    assert_eq!(
+        response.results[0].error_message.as_deref(),
+        Some("Attempted to add 1 additional partition(s), but only 2 assignment(s) were specified.")
+    );
+    let request = grow(3, 2);
+    let response: CreatePartitionsResponse = client.call(ApiKey::CreatePartitions, 0, &request).await;
+    assert_eq!(response.results[0].error_code, 0, "two assignments for two new partitions");
+    let request = grow(3, 0);
+    let response: CreatePartitionsResponse = client.call(ApiKey::CreatePartitions, 0, &request).await;
+    assert_eq!(response.results[0].error_code, 37, "no increase: INVALID_PARTITIONS first");
+}
+
+#[tokio::test]
 async fn produce_refuses_corrupt_and_oversized_batches() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;

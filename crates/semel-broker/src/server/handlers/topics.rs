@@ -152,6 +152,18 @@ pub(crate) async fn create_partitions(ctx: &RequestContext, request: CreateParti
             let name = t.name.0.to_string();
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             if let Some(assignments) = &t.assignments {
+                // Kafka's `ReplicationControlManager.createPartitions`: one assignment per new
+                // partition (checked once the topic and the increase are known to be valid).
+                let current = metadata.topic(&name).map(|topic| topic.partitions.len() as i32);
+                if let Some(current) = current.filter(|current| t.count > *current) {
+                    let additional = t.count - current;
+                    if assignments.len() as i32 != additional {
+                        return result.with_error_code(code(ResponseError::InvalidReplicaAssignment)).with_error_message(Some(text(format!(
+                            "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                            assignments.len()
+                        ))));
+                    }
+                }
                 if assignments.iter().any(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>() != vec![node_id]) {
                     return result
                         .with_error_code(code(ResponseError::InvalidReplicaAssignment))
