@@ -155,11 +155,10 @@ async fn create_partitions_checks_the_manual_assignments_like_kafka() {
     assert_eq!(create(&mut client, topic).await, 0);
     let grow = |count: i32, assignments: usize| {
         let assignment = CreatePartitionsAssignment::default().with_broker_ids(vec![BrokerId(node)]);
-        let request = CreatePartitionsRequest::default().with_timeout_ms(5_000).with_topics(vec![CreatePartitionsTopic::default()
+        CreatePartitionsRequest::default().with_timeout_ms(5_000).with_topics(vec![CreatePartitionsTopic::default()
             .with_name(name("grow"))
             .with_count(count)
-            .with_assignments(Some(vec![assignment; assignments]))]);
-        request
+            .with_assignments(Some(vec![assignment; assignments]))])
     };
     // Two assignments for one new partition: Kafka answers INVALID_REPLICA_ASSIGNMENT (39).
     let request = grow(2, 2);

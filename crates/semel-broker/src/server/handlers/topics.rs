@@ -158,10 +158,12 @@ pub(crate) async fn create_partitions(ctx: &RequestContext, request: CreateParti
                 if let Some(current) = current.filter(|current| t.count > *current) {
                     let additional = t.count - current;
                     if assignments.len() as i32 != additional {
-                        return result.with_error_code(code(ResponseError::InvalidReplicaAssignment)).with_error_message(Some(text(format!(
-                            "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
-                            assignments.len()
-                        ))));
+                        return result.with_error_code(code(ResponseError::InvalidReplicaAssignment)).with_error_message(Some(text(
+                            format!(
+                                "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+                                assignments.len()
+                            ),
+                        )));
                     }
                 }
                 if assignments.iter().any(|a| a.broker_ids.iter().map(|b| b.0).collect::<Vec<_>>() != vec![node_id]) {
