@@ -1002,6 +1002,51 @@ async function cTxnInterleaved() {
   return 'while p1 was open (p2 committed behind it): read_committed stopped at offset 1; after p1 aborted: 0, 4-6, 8; read_uncommitted 0-6, 8; gzip transactional batches';
 }
 
+
+// admin errors as Kafka answers them: an invalid topic name, createPartitions to the current
+// count, deleteGroups of a group with members (NON_EMPTY_GROUP), describeGroups / fetchOffsets of
+// an unknown group (Dead / no offsets)
+async function cAdminErrors() {
+  const out = [];
+  const errOf = async (fn) => { try { await fn(); return null; } catch (e) { return e; } };
+  const text = (e) => (e ? `${e.name} ${e.type || ''} ${e.code || ''} ${e.message} ${JSON.stringify(e.errors || e.topicErrors || e.groups || '')}` : 'no error');
+  let e = await errOf(() => withAdmin((a) => a.createTopics({ topics: [{ topic: 'bad topic name!', numPartitions: 1, replicationFactor: 1 }] })));
+  expect(e && /INVALID_TOPIC|invalid topic|illegal|\b17\b/i.test(text(e)), `createTopics 'bad topic name!': ${text(e)}, expected INVALID_TOPIC_EXCEPTION`);
+  const inner = (e.errors && e.errors[0]) || {};
+  out.push(`invalid name -> ${inner.type || inner.code || e.type || e.code || e.name}`);
+  e = await errOf(() => withAdmin((a) => A.createPartitions(a, `${P}-codec-none`, 3)));
+  expect(e && /INVALID_PARTITIONS|partitions|\b37\b/i.test(text(e)), `createPartitions to the current count 3: ${text(e)}, expected INVALID_PARTITIONS`);
+  out.push(`createPartitions 3 -> 3: ${e.type || e.code || e.name}`);
+  const g = `${P}-nonempty`;
+  const c = A.consumer({ groupId: g });
+  await c.connect();
+  try {
+    await A.subscribeRun(c, `${P}-codec-none`, { eachMessage: async () => {} });
+    await waitFor(async () => (A.assignment(c) || []).length > 0, 30000, 'a member of the group');
+    e = await errOf(() => withAdmin((a) => a.deleteGroups([g])));
+  } finally { await c.disconnect(); }
+  expect(e && /NON_EMPTY_GROUP|not empty|\b68\b/i.test(text(e)), `deleteGroups of a group with a member: ${text(e)}, expected NON_EMPTY_GROUP`);
+  out.push('deleteGroups(active) -> NON_EMPTY_GROUP');
+  const d = await withAdmin((a) => a.describeGroups([`${P}-no-such-group`]));
+  const st = A.groupState(d.groups[0].state);
+  expect(/dead/i.test(st) && d.groups[0].members.length === 0, `describeGroups of an unknown group: ${JSON.stringify(d.groups[0])}, expected Dead`);
+  const o = await withAdmin((a) => a.fetchOffsets({ groupId: `${P}-no-such-group`, topics: [`${P}-codec-none`] }));
+  const offs = (o[0] ? o[0].partitions : []).map((x) => Number(x.offset));
+  expect(offs.every((x) => x === -1), `fetchOffsets of an unknown group: ${JSON.stringify(o)}, expected -1 (none)`);
+  out.push(`unknown group: describeGroups ${st}, fetchOffsets ${JSON.stringify(offs)}`);
+  return out.join('; ');
+}
+
+// kafkajs: describeConfigs of the broker (with synonyms)
+async function cBrokerConfigs() {
+  const { ConfigResourceTypes } = require('kafkajs');
+  const c = await withAdmin((a) => a.describeCluster());
+  const r = await withAdmin((a) => a.describeConfigs({ resources: [{ type: ConfigResourceTypes.BROKER, name: String(c.brokers[0].nodeId) }], includeSynonyms: true }));
+  const res = r.resources[0];
+  expect(res.errorCode === 0 && res.configEntries.length > 0, `describeConfigs BROKER ${c.brokers[0].nodeId}: error ${res.errorCode}, ${res.configEntries.length} entries`);
+  return `${res.configEntries.length} broker configs, e.g. ${res.configEntries.slice(0, 3).map((x) => `${x.configName}=${x.configValue}`).join(', ')}`;
+}
+
 // ------------------------------------------------------------------ main
 
 // Checks not run (known broker bugs), by name prefix, with the reason; the line printed for such
@@ -1052,6 +1097,8 @@ async function check(name, fn, ...args) {
   await check('admin.createPartitions 3 -> 4, new partition usable', cCreatePartitions);
   await check('admin.deleteTopics, gone from listTopics', cDeleteTopics);
   if (CLIENT === 'kafkajs') await check('admin.alterConfigs retention.ms, describeConfigs shows it', cAlterConfigs);
+  if (CLIENT === 'kafkajs') await check('admin.describeConfigs of the broker, with synonyms', cBrokerConfigs);
+  await check('admin errors: invalid topic name, createPartitions to the same count, deleteGroups of an active group, unknown group', cAdminErrors);
   await check('admin.deleteTopicRecords moves the low watermark', cDeleteRecords);
   if (CLIENT === 'kafkajs') await check('admin.setOffsets / resetOffsets on an empty group; a member starts there', cSetOffsets);
   await check(`consumer group: 3 members share 6 partitions, rebalance when one leaves, ${N_GROUP}+300 records, committed offsets`, cGroupRebalance);
