@@ -1047,6 +1047,26 @@ async function cBrokerConfigs() {
   return `${res.configEntries.length} broker configs, e.g. ${res.configEntries.slice(0, 3).map((x) => `${x.configName}=${x.configValue}`).join(', ')}`;
 }
 
+
+// seek below the log start offset (after deleteTopicRecords): the broker answers
+// OFFSET_OUT_OF_RANGE and the consumer resets to the earliest offset (fromBeginning)
+async function cSeekOutOfRange() {
+  const t = `${P}-delete-records`;
+  const c = A.consumer({ groupId: `${P}-seek-${uid()}`, autoCommit: false });
+  const got = [];
+  await c.connect();
+  try {
+    await A.subscribeRun(c, t, { eachMessage: async ({ message: m }) => { got.push(Number(m.offset)); } });
+    await waitFor(async () => got.length >= 60, 30000, `the 60 records 40-99 (have ${got.length})`);
+    c.seek({ topic: t, partition: 0, offset: '10' });
+    await waitFor(async () => got.length >= 120, 30000, `the 60 records again after seek(10) (have ${got.length})`);
+    await sleep(500);
+  } finally { await c.disconnect(); }
+  const second = got.slice(60);
+  expect(second.length === 60 && second[0] === 40 && second[59] === 99, `after seek(10) below the log start 40: read ${second.length} records from ${second[0]} to ${second[second.length - 1]}, expected 40-99`);
+  return 'seek(10) with log start 40 -> OFFSET_OUT_OF_RANGE, reset to earliest: 40-99 read again';
+}
+
 // ------------------------------------------------------------------ main
 
 // Checks not run (known broker bugs), by name prefix, with the reason; the line printed for such
@@ -1100,6 +1120,7 @@ async function check(name, fn, ...args) {
   if (CLIENT === 'kafkajs') await check('admin.describeConfigs of the broker, with synonyms', cBrokerConfigs);
   await check('admin errors: invalid topic name, createPartitions to the same count, deleteGroups of an active group, unknown group', cAdminErrors);
   await check('admin.deleteTopicRecords moves the low watermark', cDeleteRecords);
+  await check('seek below the log start offset: OFFSET_OUT_OF_RANGE, reset to earliest', cSeekOutOfRange);
   if (CLIENT === 'kafkajs') await check('admin.setOffsets / resetOffsets on an empty group; a member starts there', cSetOffsets);
   await check(`consumer group: 3 members share 6 partitions, rebalance when one leaves, ${N_GROUP}+300 records, committed offsets`, cGroupRebalance);
   await check('consumer group: a new member resumes from the committed offsets', cGroupResume);
