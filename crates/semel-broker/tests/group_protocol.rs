@@ -159,6 +159,60 @@ async fn static_members_fence_their_predecessor() {
 }
 
 #[tokio::test]
+async fn a_returning_static_member_gets_its_assignment_without_a_rebalance() {
+    // An initial delay so that both members make the first generation.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut config = config_for(tmp.path());
+    config.groups.initial_rebalance_delay_ms = 500;
+    let broker = TestBroker::start_with(config, tmp).await;
+    let (mut c1, mut c2) = (RawClient::connect(&broker.bootstrap()).await, RawClient::connect(&broker.bootstrap()).await);
+    let (r1, r2) = (join("statics", "", Some("s1"), 10_000), join("statics", "", Some("s2"), 10_000));
+    let (j1, j2) = tokio::join!(
+        c1.call::<_, JoinGroupResponse>(ApiKey::JoinGroup, 5, &r1),
+        c2.call::<_, JoinGroupResponse>(ApiKey::JoinGroup, 5, &r2),
+    );
+    assert_eq!((j1.error_code, j2.error_code), (0, 0));
+    let (id1, id2) = (j1.member_id.to_string(), j2.member_id.to_string());
+    let generation = j1.generation_id;
+    let (leader, follower) =
+        if j1.leader.as_str() == id1 { ((&mut c1, &id1), (&mut c2, &id2)) } else { ((&mut c2, &id2), (&mut c1, &id1)) };
+    let assignments = vec![
+        sync_group_request::SyncGroupRequestAssignment::default().with_member_id(s(&id1)).with_assignment(Bytes::from_static(b"for-s1")),
+        sync_group_request::SyncGroupRequestAssignment::default().with_member_id(s(&id2)).with_assignment(Bytes::from_static(b"for-s2")),
+    ];
+    let sync = |member: &str, assignments: Vec<sync_group_request::SyncGroupRequestAssignment>| {
+        SyncGroupRequest::default()
+            .with_group_id(GroupId(s("statics")))
+            .with_generation_id(generation)
+            .with_member_id(s(member))
+            .with_assignments(assignments)
+    };
+    let (leader_request, follower_request) = (sync(leader.1, assignments), sync(follower.1, Vec::new()));
+    let (leader_sync, follower_sync) = tokio::join!(
+        leader.0.call::<_, SyncGroupResponse>(ApiKey::SyncGroup, 3, &leader_request),
+        follower.0.call::<_, SyncGroupResponse>(ApiKey::SyncGroup, 3, &follower_request),
+    );
+    assert_eq!((leader_sync.error_code, follower_sync.error_code), (0, 0));
+    assert_eq!(state_of(&mut c1, "statics").await, "Stable");
+
+    // s2 restarts (no LeaveGroup) and joins with an empty member id.
+    let rejoined: JoinGroupResponse = c2.call(ApiKey::JoinGroup, 5, &join("statics", "", Some("s2"), 10_000)).await;
+    assert_eq!(rejoined.error_code, 0);
+    assert_eq!(rejoined.generation_id, generation, "no new generation");
+    let new_id2 = rejoined.member_id.to_string();
+    assert_ne!(new_id2, id2);
+    let leader_id = if j1.leader.as_str() == id1 { &id1 } else { &id2 };
+    assert_eq!(rejoined.leader.as_str(), leader_id, "the leader from before the rejoin");
+    assert!(rejoined.members.is_empty(), "nobody is asked to assign");
+    assert_eq!(state_of(&mut c1, "statics").await, "Stable");
+    let synced: SyncGroupResponse = c2.call(ApiKey::SyncGroup, 3, &sync(&new_id2, Vec::new())).await;
+    assert_eq!((synced.error_code, &synced.assignment[..]), (0, &b"for-s2"[..]), "its assignment from before");
+    assert_eq!(heartbeat(&mut c1, "statics", generation, &id1, Some("s1")).await, 0, "the other member carries on");
+    assert_eq!(heartbeat(&mut c2, "statics", generation, &new_id2, Some("s2")).await, 0);
+    assert_eq!(heartbeat(&mut c2, "statics", generation, &id2, Some("s2")).await, 82, "the old member id is fenced");
+}
+
+#[tokio::test]
 async fn silent_members_expire_and_empty_groups_can_be_deleted() {
     let broker = broker().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;

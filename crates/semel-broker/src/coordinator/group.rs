@@ -561,22 +561,14 @@ impl GroupCoordinator {
         if member_id.is_empty() {
             let new_id = format!("{}-{}", request.client_id, uuid::Uuid::new_v4());
             if let Some(instance) = &request.group_instance_id {
-                // A static member coming back (or new): it takes over its instance id's slot;
-                // the old member id is fenced from now on.
-                if let Some(old_id) = group.static_members.get(instance).cloned() {
-                    if let Some(mut old) = group.members.remove(&old_id) {
-                        if let Some(w) = old.join_waiter.take() {
-                            let _ = w.send(JoinResult::error(FENCED_INSTANCE_ID, &old_id));
-                        }
-                        if let Some(w) = old.sync_waiter.take() {
-                            let _ = w.send(SyncResult { error: FENCED_INSTANCE_ID, ..Default::default() });
-                        }
-                        if group.leader_id.as_deref() == Some(old_id.as_str()) {
-                            group.leader_id = Some(new_id.clone());
-                        }
-                    }
-                }
+                // A static member coming back takes over its instance id's slot, keeping its
+                // assignment; the old member id is fenced from now on (Kafka's
+                // `updateStaticMemberAndRebalance`).
+                let old_id = group.static_members.get(instance).cloned().filter(|id| group.members.contains_key(id));
                 group.static_members.insert(instance.clone(), new_id.clone());
+                if let Some(old_id) = old_id {
+                    return Ok(self.replace_static_member(group, &request, &old_id, new_id, tx, rx, now));
+                }
             } else if request.require_known_member_id {
                 if group.members.len() + group.pending_members.len() >= self.config.max_size {
                     return Err(Box::new(JoinResult::error(GROUP_MAX_SIZE_REACHED, "")));
@@ -631,6 +623,68 @@ impl GroupCoordinator {
             }
         }
         Ok(rx)
+    }
+
+    /// A known static member joins with a new member id: it takes the old member's place and
+    /// assignment. In a Stable group whose protocol would not change, nothing is rebalanced: the
+    /// member gets the current generation and, as leader id, the leader from before the
+    /// replacement (so that a returning leader does not assign again), and SyncGroup gives it
+    /// its assignment. Otherwise a rebalance runs, as in Kafka.
+    #[allow(clippy::too_many_arguments)]
+    fn replace_static_member(
+        &self,
+        group: &mut Group,
+        request: &JoinRequest,
+        old_id: &str,
+        new_id: String,
+        tx: oneshot::Sender<JoinResult>,
+        rx: oneshot::Receiver<JoinResult>,
+        now: Instant,
+    ) -> oneshot::Receiver<JoinResult> {
+        let current_leader = group.leader_id.clone();
+        let mut member = group.members.remove(old_id).expect("checked by the caller");
+        if let Some(w) = member.join_waiter.take() {
+            let _ = w.send(JoinResult::error(FENCED_INSTANCE_ID, old_id));
+        }
+        if let Some(w) = member.sync_waiter.take() {
+            let _ = w.send(SyncResult { error: FENCED_INSTANCE_ID, ..Default::default() });
+        }
+        if group.leader_id.as_deref() == Some(old_id) {
+            group.leader_id = Some(new_id.clone());
+        }
+        member.member_id = new_id.clone();
+        member.client_id = request.client_id.clone();
+        member.client_host = request.client_host.clone();
+        member.session_timeout_ms = request.session_timeout_ms;
+        member.rebalance_timeout_ms = request.rebalance_timeout_ms;
+        member.protocols = request.protocols.clone();
+        member.last_heartbeat = now;
+        group.members.insert(new_id.clone(), member);
+        match group.state {
+            GroupState::Stable if group.select_protocol() == group.protocol_name => {
+                // The new member id is written in the background; were it lost in a crash, the
+                // member would get UNKNOWN_MEMBER_ID and join again.
+                let record = Self::group_record(group);
+                if let Err(e) = self.log.append(&[record]) {
+                    tracing::error!(group = %group.group_id, error = %e, "cannot write the group after a static member rejoined");
+                }
+                let _ = tx.send(JoinResult {
+                    error: NONE,
+                    generation_id: group.generation_id,
+                    protocol_type: group.protocol_type.clone(),
+                    protocol_name: group.protocol_name.clone(),
+                    leader: current_leader.unwrap_or_default(),
+                    member_id: new_id,
+                    members: Vec::new(),
+                });
+            }
+            _ => {
+                group.members.get_mut(&new_id).expect("inserted").join_waiter = Some(tx);
+                self.maybe_prepare_rebalance(group, now);
+                self.try_complete_join(group, now);
+            }
+        }
+        rx
     }
 
     fn add_member(group: &mut Group, request: &JoinRequest, member_id: String, waiter: oneshot::Sender<JoinResult>, now: Instant) {
