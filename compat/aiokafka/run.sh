@@ -102,10 +102,8 @@ def expect(cond, msg):
 # such a check starts with `#` and counts neither as passed nor as failed.
 # COMPAT_RUN_EXCLUDED=1 runs them anyway.
 EXCLUDED = {
-    # BROKER BUG: a static member (group_instance_id) that rejoins a Stable group with an empty
-    # member id triggers a rebalance; Kafka replaces the member id and keeps the assignment
-    # (GroupMetadataManager.updateStaticMemberThenRebalanceOrCompleteJoin).
-    "groups: static membership": "BROKER BUG: a static member's rejoin rebalances the group (Kafka does not)",
+    # None at the moment. (The static-membership check was here until semel stopped
+    # rebalancing when a static member rejoins a Stable group.)
 }
 RUN_EXCLUDED = os.environ.get("COMPAT_RUN_EXCLUDED") == "1"
 ONLY = os.environ.get("AIOKAFKA_ONLY")  # debugging: run only the checks whose name contains it
