@@ -22,12 +22,13 @@
 #      KGO_SEEDS pointing at semel: the tests listed in compat/go/kgo-tests.txt (which also
 #      lists the excluded ones and why), one line per test and per subtest.
 #
-# Default form (CI; ~2 minutes once the modules are cached and compiled, ~5 the first time):
+# Default form (CI; about 1.5 minutes once the modules are cached and compiled, about 2 more the
+# first time, on a 2-core machine):
 # KGO_TEST_RECORDS=10000 records through franz-go's chains of consumer groups (TestGroupETL,
 # TestTxnEtl), the harness at scale 1.
 # Full form (COMPAT_FULL=1): KGO_TEST_RECORDS=500000 (franz-go's own default), the harness at 5x
 # its record counts, and TestGroupETL once more with KGO_TEST_CHAOS=1 (the client cuts its
-# connections every 0.5-1.5s) and 100000 records (lines `kgo-chaos ...`).
+# connections every 0.5-1.5s) and 100000 records (lines `kgo-chaos ...`); about 2 minutes.
 #
 # Environment:
 #   SEMEL_BIN=/path/to/semel   use this binary instead of building one
