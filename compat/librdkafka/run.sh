@@ -1,36 +1,42 @@
 #!/usr/bin/env bash
 # Compatibility suite: librdkafka's own test suite (tests/test-runner) against semel.
 #
-# The librdkafka source is the one vendored in the rdkafka-sys crate semel's workspace depends
-# on (rdkafka-sys 4.10.0+2.12.1, librdkafka 2.12.1), found with `cargo metadata` in the cargo
-# registry, or else downloaded from crates.io. It is copied to
-# $HOME/.cache/semel-compat/librdkafka/<version>/, configured (no GSSAPI, no libcurl; Debian's
-# -dev packages it needs are installed with apt-get when missing) and built there once: the
-# library, librdkafka++ and tests/test-runner (a first build takes ~5 minutes on 2 cores, later
-# runs reuse it). Test 0098 runs librdkafka's tests/java/TransactionProducerCli.java, a
-# transactional Java producer: Maven copies the pinned kafka-clients (java/pom.xml) into
-# compat/librdkafka/java/target/kafka/libs, a stand-in $KAFKA_PATH with a bin/kafka-run-class.sh.
+# The librdkafka source is the one vendored in the rdkafka-sys crate that semel's workspace
+# depends on (rdkafka-sys 4.10.0+2.12.1, librdkafka 2.12.1), found with `cargo metadata` in the
+# cargo registry, or else downloaded from crates.io. It is copied to
+# $HOME/.cache/semel-compat/librdkafka/<crate version>/, its tests get one patch (replication
+# factor 3 -> 1 where 0098, 0103, 0107 and 0111 create topics: see patch_tests), and it is
+# configured (no GSSAPI, no libcurl; the Debian -dev packages it needs are installed with apt-get
+# when missing) and built there once: the library, librdkafka++ and tests/test-runner (a first
+# build takes ~5 minutes on 2 cores; later runs reuse it).
 #
-# semel runs on a free port with a temporary data dir and num_partitions = 4 (auto-created
-# topics get 4 partitions, as in librdkafka's test cluster, trivup). Every test number of
-# allowlist.txt runs as its own `test-runner -L` process (broker tests only, not in quick mode -Q, which skips
-# most sub-tests; the
-# local / mock-cluster variants of a number are skipped), with TEST_KAFKA_VERSION=4.0.0 (so the
-# version-gated tests run, and those of features Kafka 4.0 removed do not) and a test.conf holding bootstrap.servers. Each number gives one line:
-# `PASS 0090 (0090_idempotence, 21s)` when every non-local test of that number passed, or
-# `FAIL 0090: ...` with the failure (and the run's log kept in $WORK/tests/). Excluded test
-# numbers are listed, with the reason, as comments in allowlist.txt.
+# Some tests run Kafka's tools from $KAFKA_PATH: 0098 runs librdkafka's
+# tests/java/TransactionProducerCli.java (a transactional Java producer) with
+# bin/kafka-run-class.sh, and test.c's test_kafka_topics() runs bin/kafka-topics.sh. Maven copies
+# the pinned kafka-clients and kafka-tools (java/pom.xml) into compat/librdkafka/java/target/kafka/libs,
+# and run.sh writes the two scripts (java with those jars; kafka-topics.sh runs TopicCommand).
 #
-#   default (CI)    the numbers tagged `ci` in allowlist.txt: the idempotence and transaction
-#                   tests (0090 0094 0098 0103 0129 ...) and a representative set of produce,
-#                   consume, consumer-group and admin tests
-#   COMPAT_FULL=1   every number of allowlist.txt
+# semel runs on a free port with a temporary data dir and num_partitions = 4 (auto-created topics
+# get 4 partitions, as in librdkafka's own test cluster, trivup). Each line of allowlist.txt (a
+# test number) runs as one `test-runner -L` process: every test of that number except the local
+# ones (mock cluster, no broker), not in quick mode (-Q skips most sub-tests), with
+# TEST_KAFKA_VERSION=4.0.0 (the version-gated tests run, those of features Kafka 4.0 removed do
+# not) and a test.conf holding bootstrap.servers. Lines tagged noautocreate run in librdkafka's
+# noautocreate scenario against a second semel with auto_create_topics_enable = false. Each line
+# gives `PASS 0090 (0090_idempotence, 5s)` when every non-local test of the number passed (at
+# least one), or `FAIL 0090: <failure> (<time>, log <file>)`. The excluded test numbers are
+# listed in allowlist.txt with the reason.
+#
+#   default (CI)    the lines tagged ci: the idempotence and transaction tests (0090 0094 0098
+#                   0103 0129) and a representative set of produce, consume, consumer-group and
+#                   admin tests; ~5 minutes on a machine with the build cached
+#   COMPAT_FULL=1   every line of allowlist.txt; ~25 minutes (0113 alone takes ~10)
 #
 # Environment:
 #   SEMEL_BIN=/path/to/semel   use this binary instead of building one
-#   COMPAT_KEEP=1              keep the temporary data dir and logs (path printed at exit)
+#   COMPAT_KEEP=1              keep the temporary data dirs and logs (path printed at exit)
 #   COMPAT_FULL=1              run the whole allowlist
-#   LRK_TESTS="0090 0103"      run only these test numbers (whether listed or not)
+#   LRK_TESTS="0090 0107:noautocreate"   run only these test numbers (whether listed or not)
 #   LRK_PARALLEL=N             test-runner processes at once (default 2)
 #   LRK_TEST_TIMEOUT=S         bound of one test number's run (default 1200s)
 #   SEMEL_LOG                  semel's log filter (default info)
