@@ -70,11 +70,11 @@ TEST_TIMEOUT="${LRK_TEST_TIMEOUT:-1200}"
 crate_dir() {
   local dir=""
   if command -v cargo >/dev/null 2>&1; then
-    dir="$(cd "$ROOT" && cargo metadata --format-version 1 --manifest-path "$ROOT/Cargo.toml" 2>/dev/null |
+    dir="$(cargo metadata --format-version 1 --manifest-path "$ROOT/Cargo.toml" 2>/dev/null |
       python3 -c 'import json, os, sys
 for p in json.load(sys.stdin)["packages"]:
     if p["name"] == sys.argv[1] and p["version"] == sys.argv[2]:
-        print(os.path.dirname(p["manifest_path"]))' "$CRATE" "$CRATE_VERSION" || true)"
+        print(os.path.dirname(p["manifest_path"]))' "$CRATE" "$CRATE_VERSION" 2>/dev/null || true)"
   fi
   if [ -n "$dir" ] && [ -f "$dir/librdkafka/configure" ]; then
     echo "$dir"
@@ -84,8 +84,9 @@ for p in json.load(sys.stdin)["packages"]:
   if [ ! -f "$dir/librdkafka/configure" ]; then
     say "downloading $CRATE $CRATE_VERSION from crates.io"
     mkdir -p "$CACHE/crate"
+    # crates.io's download API (/api/v1/crates/NAME/VERSION/download) redirects to this file.
     curl -fsSL --retry 3 -o "$CACHE/crate/$CRATE-$CRATE_VERSION.crate" \
-      "https://crates.io/api/v1/crates/$CRATE/$CRATE_VERSION/download" >&2 || return 1
+      "https://static.crates.io/crates/$CRATE/$CRATE-${CRATE_VERSION/+/%2B}.crate" >&2 || return 1
     tar -xzf "$CACHE/crate/$CRATE-$CRATE_VERSION.crate" -C "$CACHE/crate" >&2 || return 1
   fi
   echo "$dir"
@@ -207,6 +208,7 @@ start_semel_config() {
 # allowlist.txt's lines (all with COMPAT_FULL=1, else those tagged ci).
 selected_tests() {
   if [ -n "${LRK_TESTS:-}" ]; then
+    # shellcheck disable=SC2086 # a list of test numbers, split on spaces
     printf '%s\n' $LRK_TESTS
     return 0
   fi
@@ -317,10 +319,12 @@ mkdir -p "$WORK/tests"
 rm -f "$TESTS_DIR"/stats_*.json
 on_cleanup stop_tests
 
+FORM="default form"
+if [ -n "${LRK_TESTS:-}" ]; then FORM=LRK_TESTS; elif [ "${COMPAT_FULL:-0}" = 1 ]; then FORM="full form"; fi
 say "librdkafka $LIBRDKAFKA_VERSION (crate $CRATE $CRATE_VERSION), TEST_KAFKA_VERSION=$BROKER_VERSION," \
   "kafka-clients and kafka-tools $(sed -nE 's|.*<kafka.version>([^<]+)</kafka.version>.*|\1|p' "$HERE/java/pom.xml")," \
   "$(java -version 2>&1 | head -n 1); ${#TESTS_TO_RUN[@]} tests, $PARALLEL at a time" \
-  "($([ -n "${LRK_TESTS:-}" ] && echo LRK_TESTS || { [ "${COMPAT_FULL:-0}" = 1 ] && echo full form || echo default form; }))"
+  "($FORM)"
 echo "# librdkafka $LIBRDKAFKA_VERSION (crate $CRATE $CRATE_VERSION); test-runner -L, TEST_KAFKA_VERSION=$BROKER_VERSION"
 
 if [ "${#DEFAULT_TESTS[@]}" != 0 ]; then
