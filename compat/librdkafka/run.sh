@@ -236,7 +236,7 @@ run_one() {
 # that is not local (mock cluster, no broker) passed, at least one; else FAIL with the failed
 # tests' messages. Test runs skipped for another reason than being local are named in the line.
 record_one() {
-  local num=${1%%:*} file=${1/:/-} label=${1/:/ scenario=} rc secs summary passed failed skipped why
+  local num=${1%%:*} file=${1/:/-} label=${1/:/ scenario=} rc secs summary passed failed skipped why first
   read -r rc secs <"$WORK/tests/$file.rc"
   summary="$(sed -E 's/\x1b\[[0-9;]*m//g' "$WORK/tests/$file.log" | grep -E "^\| ${num}_" | sort -u || true)"
   passed="$(echo "$summary" | awk -F'|' '$3 ~ /PASSED/ { gsub(/ /, "", $2); print $2 }' | paste -sd, -)"
@@ -250,14 +250,14 @@ record_one() {
     why="timed out after ${TEST_TIMEOUT}s"
   elif [ -n "$failed" ]; then
     why="$failed"
-  elif [ -z "$passed" ]; then
-    why="no test ran${skipped:+ ($skipped)}"
-  else
+  elif [ "$rc" != 0 ]; then
     why="test-runner exit status $rc"
+  else
+    why="no test ran${skipped:+ ($skipped)}"
   fi
   # The first failure message of the log (test-runner's `### Test ... failed at ... ###` block).
-  why="$why | $(sed -E 's/\x1b\[[0-9;]*m//g' "$WORK/tests/$file.log" | grep -A1 -m1 '^### Test' | tr '\n' ' ')"
-  record FAIL "$label: $(one_line "$why") (${secs}s, log $WORK/tests/$file.log)"
+  first="$(sed -E 's/\x1b\[[0-9;]*m//g' "$WORK/tests/$file.log" | grep -A1 -m1 '^### Test' | tr '\n' ' ' || true)"
+  record FAIL "$label: $(one_line "$why${first:+ | $first}") (${secs}s, log $WORK/tests/$file.log)"
 }
 
 # run_tests TEST...: the tests, $PARALLEL at a time; their lines are printed in the given order,
