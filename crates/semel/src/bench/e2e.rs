@@ -85,7 +85,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
 
     let producer = create_producer(&args.producer, &args.bootstrap)?;
     let consumer = create_consumer(&args.consumer, &args.bootstrap)?;
-    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.producer_props)?;
+    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.producer_props, &[])?;
     let partition_ids = existing_partitions(&consumer, &args.bootstrap, &args.topic)?;
     // Start at the current ends, fixed now so nothing produced below can be missed.
     let mut offsets = Vec::with_capacity(partition_ids.len());
@@ -110,7 +110,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
     let mut payload = random_letters(args.record_size, &mut XorShift::from_clock());
     payload[..8].copy_from_slice(&run_id.to_le_bytes());
     let plan =
-        Plan { topic: &args.topic, records, rate: Some(rate), key_size: None, idempotent: args.producer.idempotence, progress: !args.json };
+        Plan { topic: &args.topic, records, rate: Some(rate), key_size: None, keys: None, idempotent: args.producer.idempotence, progress: !args.json };
 
     let (produced, received) = std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel();

@@ -5,6 +5,7 @@
 //! The drivers are blocking loops over librdkafka's poll API; [`run`] moves them off the async
 //! runtime. Throughput figures use MiB (1,048,576 bytes), as Kafka's perf tools do.
 
+mod commits;
 mod consume;
 mod e2e;
 mod produce;
@@ -29,6 +30,8 @@ pub(crate) enum BenchCommand {
     /// Read N records from the beginning of every partition (manual assignment, no consumer
     /// group) and report throughput.
     Consume(consume::ConsumeArgs),
+    /// Commit consumer offsets N times and report the rate (also builds a long offsets history).
+    Commits(commits::CommitsArgs),
     /// Produce timestamped records at a fixed rate while consuming them, and report the
     /// produce-to-consume latency.
     E2e(e2e::E2eArgs),
@@ -40,6 +43,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Produce(args) => produce::run(&runtime, args),
         BenchCommand::Consume(args) => consume::run(args),
         BenchCommand::E2e(args) => e2e::run(&runtime, args),
+        BenchCommand::Commits(args) => commits::run(args),
     })
     .await
     .context("the benchmark thread failed")?
@@ -280,6 +284,7 @@ fn ensure_topic(
     topic: &str,
     partitions: Option<i32>,
     props: &[(String, String)],
+    topic_configs: &[(String, String)],
 ) -> anyhow::Result<usize> {
     if partitions.is_some_and(|p| p < 1) {
         bail!("--partitions must be at least 1");
@@ -305,7 +310,10 @@ fn ensure_topic(
     }
 
     let partitions = partitions.unwrap_or(1);
-    let new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (key, value) in topic_configs {
+        new_topic = new_topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = runtime
         .block_on(admin.create_topics([&new_topic], &options))

@@ -34,6 +34,13 @@ pub(crate) struct ProduceArgs {
     /// Size of each record key in bytes (random per record); no key if absent.
     #[arg(long, value_name = "BYTES")]
     key_size: Option<usize>,
+    /// Cycle through this many distinct keys (`key-<n>` for record n modulo N, padded to
+    /// --key-size), so that a compacted topic keeps N live records.
+    #[arg(long, value_name = "N")]
+    keys: Option<u64>,
+    /// Config of the topic if it has to be created (for example cleanup.policy=compact).
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
+    topic_configs: Vec<(String, String)>,
     /// Partition count used if the topic has to be created (replication factor 1) [default: 1].
     #[arg(long, value_name = "P")]
     partitions: Option<i32>,
@@ -53,14 +60,19 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: ProduceArgs) -> anyhow
     }
     let rate = target_rate(args.throughput)?;
     let producer = create_producer(&args.producer, &args.bootstrap)?;
-    let partitions = ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.producer_props)?;
+    if args.keys == Some(0) {
+        anyhow::bail!("--keys must be at least 1");
+    }
+    let partitions =
+        ensure_topic(runtime, &args.bootstrap, &args.topic, args.partitions, &args.producer.producer_props, &args.topic_configs)?;
     warm_up(&producer, &args.bootstrap, &args.topic)?;
     let mut payload = random_letters(args.record_size, &mut XorShift::from_clock());
     let plan = Plan {
         topic: &args.topic,
         records: args.records,
         rate,
-        key_size: args.key_size,
+        key_size: args.key_size.or(args.keys.map(|_| 16)),
+        keys: args.keys,
         idempotent: args.producer.idempotence,
         progress: !args.json,
     };
@@ -214,6 +226,8 @@ pub(super) struct Plan<'a> {
     /// Records per second; `None` for unthrottled.
     pub(super) rate: Option<f64>,
     pub(super) key_size: Option<usize>,
+    /// Cycle through this many keys instead of random ones.
+    pub(super) keys: Option<u64>,
     /// For the hint of a fatal error.
     pub(super) idempotent: bool,
     /// Print progress to stderr every few seconds.
@@ -282,7 +296,15 @@ pub(super) fn send_all(
         }
         stamp(payload);
         if let Some(key) = key.as_mut() {
-            rng.fill_letters(key);
+            match plan.keys {
+                Some(keys) => {
+                    let name = format!("key-{}", index % keys);
+                    key.fill(b'.');
+                    let n = name.len().min(key.len());
+                    key[..n].copy_from_slice(&name.as_bytes()[..n]);
+                }
+                None => rng.fill_letters(key),
+            }
         }
         let mut record = BaseRecord::<[u8], [u8], _>::with_opaque_to(plan.topic, Box::new(Instant::now())).payload(&payload[..]);
         if let Some(key) = key.as_deref() {
