@@ -2,7 +2,17 @@
 # Runs every compatibility suite (compat/*/run.sh, or only the suites named as arguments),
 # prints a table of suite / passed / failed and a final `N passed, M failed` line that sums
 # them. Exits non-zero if any suite failed.
+#
+#   compat/run-all.sh [--full] [SUITE...]
+#
+# By default every suite runs in its bounded form (what CI runs); --full sets COMPAT_FULL=1,
+# which makes each suite run its full form (more records, every allowlisted test).
 set -euo pipefail
+
+if [ "${1:-}" = "--full" ]; then
+  export COMPAT_FULL=1
+  shift
+fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 LOGS="$(mktemp -d "${TMPDIR:-/tmp}/semel-compat-all.XXXXXX")"
