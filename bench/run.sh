@@ -13,10 +13,12 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: bench/run.sh [--quick] [--rounds N] [--kafka-version V] [--out FILE] [--keep]
+usage: bench/run.sh [--quick] [--rounds N] [--restart-gib N] [--kafka-version V] [--out FILE] [--keep]
 
   --quick            1 round with small counts (a check of the harness, not a measurement)
   --rounds N         rounds of (semel, Kafka) sessions; the table shows medians [default: 3]
+  --restart-gib N    after the rounds, write N GiB to each broker, kill -9 it and time the
+                     restart [default: 10, --quick 1; 0 skips it]
   --kafka-version V  Apache Kafka release from Maven Central [default: $KAFKA_VERSION or 4.4.0]
   --out FILE         where to write the report [default: docs/performance.md]
   --keep             keep the work directory (broker logs, raw results) instead of deleting it
@@ -45,6 +47,7 @@ while (($#)); do
     --kafka-version) KAFKA_VERSION=${2:?--kafka-version needs a version}; shift ;;
     --out) OUT=${2:?--out needs a file}; shift ;;
     --keep) KEEP=1 ;;
+    --restart-gib) RESTART_GIB=${2:?--restart-gib needs a number}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "bench/run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -52,10 +55,11 @@ while (($#)); do
 done
 [[ $OUT = /* ]] || OUT=$PWD/$OUT
 if ((QUICK)); then
-  ROUNDS=${ROUNDS:-1} RECORDS=${RECORDS:-200000} E2E_SECS=${E2E_SECS:-5} TXN_SECS=${TXN_SECS:-3}
+  ROUNDS=${ROUNDS:-1} RECORDS=${RECORDS:-200000} E2E_SECS=${E2E_SECS:-5} TXN_SECS=${TXN_SECS:-3} RESTART_GIB=${RESTART_GIB:-1}
 else
-  ROUNDS=${ROUNDS:-3} RECORDS=${RECORDS:-1000000} E2E_SECS=${E2E_SECS:-15} TXN_SECS=${TXN_SECS:-8}
+  ROUNDS=${ROUNDS:-3} RECORDS=${RECORDS:-1000000} E2E_SECS=${E2E_SECS:-15} TXN_SECS=${TXN_SECS:-8} RESTART_GIB=${RESTART_GIB:-10}
 fi
+[[ $RESTART_GIB =~ ^[0-9]+$ ]] || { echo "bench/run.sh: --restart-gib must be a whole number" >&2; exit 2; }
 E2E_RATE=${E2E_RATE:-1000}
 TXN_RATE=${TXN_RATE:-5000}
 PERF_RECORDS=${PERF_RECORDS:-$((RECORDS / 4))}
@@ -283,8 +287,9 @@ start_broker() {
     tail -n 30 "$logfile" "${logfile%.log}.server.log" >&2 2>/dev/null || true
     die "$name did not answer on 127.0.0.1:$port (log above)"
   fi
-  record "$name" "$ROUND" startup_tcp_ms "$(python3 -c "print(round($tcp * 1000, 1))")"
-  record "$name" "$ROUND" startup_ready_ms "$(python3 -c "print(round($ready * 1000, 1))")"
+  record "$name" "$ROUND" "${STARTUP_METRIC:-startup}_tcp_ms" "$(python3 -c "print(round($tcp * 1000, 1))")"
+  record "$name" "$ROUND" "${STARTUP_METRIC:-startup}_ready_ms" "$(python3 -c "print(round($ready * 1000, 1))")"
+  READY_SECS=$ready
 }
 
 rss_mib() {
@@ -489,9 +494,9 @@ session_semel() {
   rm -rf "$dir"
 }
 
-session_kafka() {
-  local dir=$WORK/kafka-$ROUND port cport
-  port=$(free_port)
+# prepare_kafka DIR PORT: a KRaft single-node config in DIR/server.properties, storage formatted.
+prepare_kafka() {
+  local dir=$1 port=$2 cport
   cport=$(free_port)
   [[ $cport != "$port" ]] || cport=$(free_port)
   mkdir -p "$dir"
@@ -513,14 +518,65 @@ group.initial.rebalance.delay.ms=0
 EOF
   local cluster_id
   cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-  PORT=$port
   note java -cp "$KAFKA_LIBS/*" "$STORAGE_TOOL" format -t "$cluster_id" -c "$dir/server.properties"
   kafka_java "$STORAGE_TOOL" format -t "$cluster_id" -c "$dir/server.properties" >>"$WORK/kafka-$ROUND.log" 2>&1 ||
     { tail -n 20 "$WORK/kafka-$ROUND.log" >&2; die "kafka-storage format failed"; }
+}
+
+# launch_kafka DIR PORT: starts Kafka on a prepared DIR (start_broker measures the start-up).
+launch_kafka() {
   # shellcheck disable=SC2086 # the option strings are lists of JVM flags
-  start_broker kafka "$port" "$WORK/kafka-$ROUND.log" java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -cp "$KAFKA_LIBS/*" \
-    -Dlog4j2.configurationFile="$WORK/log4j2.properties" -Dbench.log4j.file="$WORK/kafka-$ROUND.server.log" kafka.Kafka "$dir/server.properties"
+  start_broker kafka "$2" "$WORK/kafka-$ROUND.log" java $KAFKA_HEAP_OPTS $KAFKA_JVM_OPTS -cp "$KAFKA_LIBS/*" \
+    -Dlog4j2.configurationFile="$WORK/log4j2.properties" -Dbench.log4j.file="$WORK/kafka-$ROUND.server.log" kafka.Kafka "$1/server.properties"
+}
+
+session_kafka() {
+  local dir=$WORK/kafka-$ROUND port
+  port=$(free_port)
+  prepare_kafka "$dir" "$port"
+  PORT=$port
+  launch_kafka "$dir" "$port"
   workloads kafka "$port" kafka
+  stop_broker
+  rm -rf "$dir"
+}
+
+# restart_session NAME: writes RESTART_GIB GiB (1 KiB records, 6 partitions, acks=all,
+# idempotent) to a fresh broker, kills it with SIGKILL right after the last acknowledgement, and
+# starts it again on the same data: the start-up probe times the restart (restart_tcp_ms,
+# restart_ready_ms), then one acknowledged write to the same topic (restart_write_ms: process
+# start to that acknowledgement).
+restart_session() {
+  local name=$1 dir=$WORK/restart-$1 port f=$WORK/restart.json
+  port=$(free_port)
+  PORT=$port
+  if [[ $name = semel ]]; then
+    mkdir -p "$dir"
+    start_broker semel "$port" "$WORK/restart-semel.log" "$SEMEL" serve --listen "127.0.0.1:$port" --data-dir "$dir/data"
+  else
+    prepare_kafka "$dir" "$port"
+    launch_kafka "$dir" "$port"
+  fi
+  local records=$((RESTART_GIB * 1024 * 1024))
+  log "$name: writing $RESTART_GIB GiB ($records records) before kill -9"
+  run "$f" "$SEMEL" bench produce --bootstrap "127.0.0.1:$port" --topic restart --records "$records" "${PRODUCE_FLAGS[@]}" ||
+    die "$name: the $RESTART_GIB GiB produce failed"
+  record "$name" "$ROUND" restart_log_gib "$(du -s --block-size=1 "$dir" | awk '{printf "%.2f", $1 / 2^30}')"
+  note kill -KILL "$BROKER_PID"
+  kill -KILL -- "-$BROKER_PID" 2>/dev/null || kill -KILL "$BROKER_PID"
+  while alive "$BROKER_PID"; do sleep 0.05; done
+  BROKER_PID=
+  STARTUP_METRIC=restart
+  if [[ $name = semel ]]; then
+    start_broker semel "$port" "$WORK/restart-semel.log" "$SEMEL" serve --listen "127.0.0.1:$port" --data-dir "$dir/data"
+  else
+    launch_kafka "$dir" "$port"
+  fi
+  STARTUP_METRIC=
+  local t0=$EPOCHREALTIME
+  run "$f" "$SEMEL" bench produce --bootstrap "127.0.0.1:$port" --topic restart --records 1 "${PRODUCE_FLAGS[@]}" ||
+    die "$name: no write was acknowledged after the restart"
+  record "$name" "$ROUND" restart_write_ms "$(python3 -c "print(round(($READY_SECS + $EPOCHREALTIME - $t0) * 1000, 1))")"
   stop_broker
   rm -rf "$dir"
 }
@@ -571,6 +627,13 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   log "round $ROUND of $ROUNDS: Kafka $KAFKA_VERSION"
   session_kafka
 done
+if ((RESTART_GIB > 0)); then
+  ROUND=0 # not a round: the restart figures are single runs
+  log "restart after kill -9 with $RESTART_GIB GiB: semel"
+  restart_session semel
+  log "restart after kill -9 with $RESTART_GIB GiB: Kafka $KAFKA_VERSION"
+  restart_session kafka
+fi
 
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 ELAPSED=$((SECONDS - START_SECS))
@@ -578,7 +641,7 @@ ELAPSED=$((SECONDS - START_SECS))
 # ---------------------------------------------------------------------------------------------
 # Report.
 
-export WORK RESULTS COMMANDS OUT QUICK ROUNDS RECORDS PERF_RECORDS WARMUP_RECORDS TXN_RATE TXN_SECS E2E_RATE E2E_SECS KAFKA_VERSION START_DATE ELAPSED
+export RESTART_GIB WORK RESULTS COMMANDS OUT QUICK ROUNDS RECORDS PERF_RECORDS WARMUP_RECORDS TXN_RATE TXN_SECS E2E_RATE E2E_SECS KAFKA_VERSION START_DATE ELAPSED
 export LOAD_BEFORE LOAD_AFTER INVOCATION KAFKA_HEAP_OPTS KAFKA_JVM_OPTS
 SEMEL_VERSION=$("$SEMEL" --version 2>/dev/null | awk '{print $2}')
 SEMEL_COMMIT=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -647,6 +710,9 @@ table = [
     ("peak resident memory over the session (VmHWM), MiB", "rss_peak_mib", "rss_peak_mib", None),
     ("start-up: process start to first accepted TCP connection, ms", "startup_tcp_ms", "startup_tcp_ms", ("<=", 0.05)),
     ("start-up: process start to first ApiVersions answer, ms", "startup_ready_ms", "startup_ready_ms", ("<=", 0.05)),
+    ("restart: log on disk at the kill, GiB", "restart_log_gib", "restart_log_gib", None),
+    (f"restart after kill -9 with {env['RESTART_GIB']} GiB of log: process start to first ApiVersions answer, ms", "restart_ready_ms", "restart_ready_ms", None),
+    (f"restart after kill -9 with {env['RESTART_GIB']} GiB of log: process start to first acknowledged write, ms", "restart_write_ms", "restart_write_ms", None),
 ]
 
 quick = env["QUICK"] == "1"
@@ -712,7 +778,6 @@ w("")
 w("## Not measured yet")
 w("")
 w("- Transactional produce at equal durability (Kafka's transactional runs use its default, no fsync).")
-w("- Restart time with 10 GB of log after kill -9.")
 w("")
 w("## Setup")
 w("")
@@ -739,7 +804,10 @@ w(f"- Workloads: produce {int(env['RECORDS']):,} records of 1 KiB to a new topic
   f"end-to-end latency (send to receipt by a consumer in the same process) of 1 KiB records at {env['E2E_RATE']} records/s "
   f"for {env['E2E_SECS']} s to another 6-partition topic, acks=all, idempotent (on Kafka also with flush.messages=1); "
   "VmRSS of the broker process 3 s after the measured produce (before anything else runs), VmHWM at the end of the session; "
-  "start-up from creating the process on a fresh (for Kafka: already formatted) data directory until a TCP connection is accepted and until an ApiVersions request is answered.")
+  "start-up from creating the process on a fresh (for Kafka: already formatted) data directory until a TCP connection is accepted and until an ApiVersions request is answered; "
+  + (f"restart (one run per broker, after the rounds): {env['RESTART_GIB']} GiB of 1 KiB records written to a new 6-partition topic (acks=all, idempotent), "
+     "the broker killed with SIGKILL right after the last acknowledgement and started again on the same data, timed to the first ApiVersions answer "
+     "and to the first acknowledged write (acks=all) to that topic." if env['RESTART_GIB'] != "0" else "restart after kill -9 not run (--restart-gib 0)."))
 w("")
 w("## Per round")
 w("")
