@@ -835,4 +835,62 @@ mod expiry_tests {
         let (reopened, _) = TxnCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("reopen");
         assert!(reopened.describe("idle").is_none(), "the expiry is durable");
     }
+
+    #[test]
+    fn a_compacted_transaction_log_replays_to_the_same_state() {
+        use crate::storage::cleaner::{self, CleanerLimits};
+        let dir = tempfile::tempdir().expect("tmp");
+        let config = TxnConfig { state_log_segment_bytes: 8192, ..TxnConfig::default() };
+        let (c, _) = TxnCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("open");
+        let settle = |c: &TxnCoordinator, id: &str| c.lock().get_mut(id).expect("id").pending = false;
+        let ids: Vec<String> = (0..20).map(|i| format!("txn-{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            assert!(matches!(c.init_producer_id(id, 60_000, (-1, -1), || Some(100 + i as i64)), InitOutcome::AfterWrite(..)));
+            settle(&c, id);
+            for round in 0..30 {
+                let pid = 100 + i as i64;
+                c.add_partitions(id, pid, 0, true, &[("t".into(), round % 3)], |_, _| true);
+                settle(&c, id);
+                // The last round of odd ids stays open.
+                if round == 29 && i % 2 == 1 {
+                    break;
+                }
+                let EndOutcome::Prepared(_, completion) = c.end_txn(id, pid, 0, true, round % 4 != 0) else { panic!("end_txn") };
+                settle(&c, id);
+                c.complete(&completion).expect("complete").expect("written");
+                settle(&c, id);
+            }
+        }
+        let summary = |c: &TxnCoordinator| -> Vec<String> {
+            ids.iter()
+                .map(|id| {
+                    let m = c.describe(id).expect("known");
+                    format!("{} {} {:?} {:?}", m.producer_id, m.producer_epoch, m.state, m.partitions)
+                })
+                .collect()
+        };
+        let before = summary(&c);
+        let (partition, settings) = c.internal_log().partition();
+        let size_before = partition.lock_log().size_bytes();
+        partition.lock_log().roll().expect("roll");
+        let compaction = settings.compaction.expect("compacted");
+        let limits = CleanerLimits { dedupe_buffer_bytes: 1 << 20, io_max_bytes_per_second: 0 };
+        cleaner::clean(
+            partition,
+            &compaction,
+            settings.log.segment_bytes,
+            4096,
+            &limits,
+            &std::sync::atomic::AtomicBool::new(false),
+            crate::now_ms(),
+        )
+        .expect("clean")
+        .expect("due");
+        let size_after = partition.lock_log().size_bytes();
+        assert!(size_after * 10 < size_before, "compacted from {size_before} to {size_after} bytes");
+        drop(c);
+        let (reopened, _) = TxnCoordinator::open(dir.path(), Arc::new(LogDirHealth::default()), config).expect("reopen");
+        assert_eq!(summary(&reopened), before, "the same transactions after replaying the compacted log");
+        assert!(before[1].contains("Ongoing") && before[0].contains("CompleteCommit"));
+    }
 }

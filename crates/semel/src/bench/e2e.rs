@@ -109,8 +109,15 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
     let base = Instant::now();
     let mut payload = random_letters(args.record_size, &mut XorShift::from_clock());
     payload[..8].copy_from_slice(&run_id.to_le_bytes());
-    let plan =
-        Plan { topic: &args.topic, records, rate: Some(rate), key_size: None, keys: None, idempotent: args.producer.idempotence, progress: !args.json };
+    let plan = Plan {
+        topic: &args.topic,
+        records,
+        rate: Some(rate),
+        key_size: None,
+        keys: None,
+        idempotent: args.producer.idempotence,
+        progress: !args.json,
+    };
 
     let (produced, received) = std::thread::scope(|scope| {
         let (done_tx, done_rx) = mpsc::channel();
