@@ -1073,11 +1073,8 @@ async function cSeekOutOfRange() {
 // a check starts with `#` and counts neither as passed nor as failed. COMPAT_RUN_EXCLUDED=1 runs
 // them anyway.
 const EXCLUDED = {
-  // BROKER BUG: a static member (group.instance.id) that rejoins a Stable group with an empty
-  // member id (its process was restarted) triggers a rebalance of the whole group; Kafka
-  // replaces the member id and answers with the current generation and assignment, without a
-  // rebalance (GroupMetadataManager.updateStaticMemberThenRebalanceOrCompleteJoin).
-  'consumer group: static membership': 'BROKER BUG: a static member\'s rejoin after a restart rebalances the group (Kafka does not)',
+  // None at the moment. (The static-membership check was here until semel stopped rebalancing
+  // when a static member rejoins a Stable group.)
 };
 
 async function check(name, fn, ...args) {
