@@ -450,6 +450,24 @@ workloads() {
 
   local ms
   for ms in 100 10; do
+    log "$name round $ROUND: semel bench, $RECORDS records in transactions of $ms ms"
+    if run "$f" "$SEMEL" bench produce --bootstrap "127.0.0.1:$port" --topic "bench-sb-txn-$ms" --records "$RECORDS" \
+      --transaction-ms "$ms" "${PRODUCE_FLAGS[@]}" && [[ $(json "$f" failed) = 0 ]]; then
+      record "$name" "$ROUND" "txn${ms}_bench_mib_s" "$(json "$f" mib_per_sec)"
+    else
+      record "$name" "$ROUND" "txn${ms}_bench_mib_s" ""
+    fi
+    log "$name round $ROUND: semel bench, commit latency, transactions of $ms ms at $TXN_RATE records/s for $TXN_SECS s"
+    if run "$f" "$SEMEL" bench produce --bootstrap "127.0.0.1:$port" --topic "bench-sb-txn-latency-$ms" --records $((TXN_RATE * TXN_SECS)) \
+      --throughput "$TXN_RATE" --transaction-ms "$ms" "${PRODUCE_FLAGS[@]}" && [[ $(json "$f" failed) = 0 ]]; then
+      record "$name" "$ROUND" "txn${ms}_bench_commit_p50_ms" "$(json "$f" commit_latency_ms.p50_ms)"
+      record "$name" "$ROUND" "txn${ms}_bench_commit_p99_ms" "$(json "$f" commit_latency_ms.p99_ms)"
+    else
+      record "$name" "$ROUND" "txn${ms}_bench_commit_p50_ms" ""
+      record "$name" "$ROUND" "txn${ms}_bench_commit_p99_ms" ""
+    fi
+  done
+  for ms in 100 10; do
     log "$name round $ROUND: kafka-producer-perf-test, transactions of $ms ms"
     if create_topic "$port" "bench-txn-$ms"; then
       perf_test "$name" "$port" "bench-txn-$ms" "txn${ms}_mib_s" --transactional-id "bench-txn-$ms" --transaction-duration-ms "$ms" || true
@@ -550,6 +568,7 @@ restart_session() {
   local name=$1 dir=$WORK/restart-$1 port f=$WORK/restart.json
   port=$(free_port)
   PORT=$port
+  STARTUP_METRIC=restart_fresh # the first start, on an empty directory: not reported
   if [[ $name = semel ]]; then
     mkdir -p "$dir"
     start_broker semel "$port" "$WORK/restart-semel.log" "$SEMEL" serve --listen "127.0.0.1:$port" --data-dir "$dir/data"
@@ -691,6 +710,13 @@ table = [
     ("produce MiB/s, `semel bench`, **equal durability** (Kafka flush.messages=1)", "produce_mib_s", "produce_flush_mib_s", (">=", 1.5)),
     ("produce MiB/s, kafka-producer-perf-test (Kafka at its default)", "perf_mib_s", "perf_mib_s", None),
     ("produce MiB/s, kafka-producer-perf-test, **equal durability**", "perf_mib_s", "perf_flush_mib_s", (">=", 1.5)),
+    ("transactional produce MiB/s, 100 ms transactions, `semel bench` (Kafka at its default)", "txn100_bench_mib_s", "txn100_bench_mib_s", None),
+    ("transactional produce MiB/s, 10 ms transactions, `semel bench` (Kafka at its default)", "txn10_bench_mib_s", "txn10_bench_mib_s", None),
+    ("transactional (100 ms) / idempotent throughput of the same broker, `semel bench`", "txn100_bench_mib_s/produce_mib_s", "txn100_bench_mib_s/produce_mib_s", ("own>=", 0.9)),
+    ("commit latency p50, ms, 100 ms transactions, `semel bench` (commit_transaction at a moderate rate)", "txn100_bench_commit_p50_ms", "txn100_bench_commit_p50_ms", None),
+    ("commit latency p99, ms, 100 ms transactions, `semel bench`", "txn100_bench_commit_p99_ms", "txn100_bench_commit_p99_ms", None),
+    ("commit latency p50, ms, 10 ms transactions, `semel bench`", "txn10_bench_commit_p50_ms", "txn10_bench_commit_p50_ms", None),
+    ("commit latency p99, ms, 10 ms transactions, `semel bench`", "txn10_bench_commit_p99_ms", "txn10_bench_commit_p99_ms", None),
     ("transactional produce MiB/s, 100 ms transactions, kafka-producer-perf-test (Kafka at its default)", "txn100_mib_s", "txn100_mib_s", None),
     ("transactional produce MiB/s, 10 ms transactions, kafka-producer-perf-test (Kafka at its default)", "txn10_mib_s", "txn10_mib_s", None),
     ("transactional (100 ms) / idempotent throughput of the same broker, kafka-producer-perf-test", "txn100_mib_s/perf_mib_s", "txn100_mib_s/perf_mib_s", ("own>=", 0.9)),

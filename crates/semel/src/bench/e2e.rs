@@ -115,6 +115,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
         rate: Some(rate),
         key_size: None,
         keys: None,
+        transaction: None,
         idempotent: args.producer.idempotence,
         progress: !args.json,
     };

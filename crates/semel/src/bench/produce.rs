@@ -38,6 +38,10 @@ pub(crate) struct ProduceArgs {
     /// --key-size), so that a compacted topic keeps N live records.
     #[arg(long, value_name = "N")]
     keys: Option<u64>,
+    /// Send in transactions of this many milliseconds (a transactional producer with
+    /// transactional.id semel-bench-<pid>; needs --acks all); reports commit latency too.
+    #[arg(long, value_name = "MS")]
+    transaction_ms: Option<u64>,
     /// Config of the topic if it has to be created (for example cleanup.policy=compact).
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
     topic_configs: Vec<(String, String)>,
@@ -54,9 +58,15 @@ pub(crate) struct ProduceArgs {
     json: bool,
 }
 
-pub(super) fn run(runtime: &tokio::runtime::Handle, args: ProduceArgs) -> anyhow::Result<()> {
+pub(super) fn run(runtime: &tokio::runtime::Handle, mut args: ProduceArgs) -> anyhow::Result<()> {
     if args.records == 0 {
         bail!("--records must be at least 1");
+    }
+    if let Some(ms) = args.transaction_ms {
+        if ms == 0 || args.producer.acks != super::Acks::All {
+            bail!("--transaction-ms needs a positive duration and --acks all");
+        }
+        args.producer.producer_props.push(("transactional.id".to_owned(), format!("semel-bench-{}", std::process::id())));
     }
     let rate = target_rate(args.throughput)?;
     let producer = create_producer(&args.producer, &args.bootstrap)?;
@@ -73,6 +83,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: ProduceArgs) -> anyhow
         rate,
         key_size: args.key_size.or(args.keys.map(|_| 16)),
         keys: args.keys,
+        transaction: args.transaction_ms.map(Duration::from_millis),
         idempotent: args.producer.idempotence,
         progress: !args.json,
     };
@@ -107,6 +118,8 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: ProduceArgs) -> anyhow
             "records_per_sec": report.records_per_sec(),
             "mib_per_sec": report.mib_per_sec(),
             "latency_ms": report.latency.json(),
+            "transactions": report.transactions,
+            "commit_latency_ms": report.commit_latency.json(),
             "first_error": report.first_error,
         }));
     } else {
@@ -120,6 +133,9 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: ProduceArgs) -> anyhow
             report.mib_per_sec()
         );
         println!("send-to-ack latency: {}", report.latency.text());
+        if report.transactions > 0 {
+            println!("{} transactions, commit latency: {}", report.transactions, report.commit_latency.text());
+        }
     }
     report.check_all_acked()
 }
@@ -228,6 +244,8 @@ pub(super) struct Plan<'a> {
     pub(super) key_size: Option<usize>,
     /// Cycle through this many keys instead of random ones.
     pub(super) keys: Option<u64>,
+    /// Send in transactions of this length (the producer is transactional).
+    pub(super) transaction: Option<Duration>,
     /// For the hint of a fatal error.
     pub(super) idempotent: bool,
     /// Print progress to stderr every few seconds.
@@ -245,6 +263,9 @@ pub(super) struct ProduceReport {
     pub(super) elapsed: Duration,
     /// Send-to-ack latency of the acknowledged records.
     pub(super) latency: LatencySummary,
+    /// Transactions committed, and how long each commit_transaction() took.
+    pub(super) transactions: u64,
+    pub(super) commit_latency: LatencySummary,
     pub(super) first_error: Option<String>,
 }
 
@@ -271,6 +292,9 @@ impl ProduceReport {
     }
 }
 
+/// Longest wait for init_transactions and commit_transaction.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How often progress goes to stderr.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -286,8 +310,25 @@ pub(super) fn send_all(
     let mut rng = XorShift::from_clock();
     let mut key = plan.key_size.map(|size| vec![0u8; size]);
     let mut progress = Progress::new(plan.progress);
+    let mut commits = Latencies::new()?;
+    let mut transactions = 0u64;
+    if plan.transaction.is_some() {
+        producer.init_transactions(TRANSACTION_TIMEOUT).context("init_transactions failed")?;
+        producer.begin_transaction().context("begin_transaction failed")?;
+    }
     let start = Instant::now();
+    let mut txn_start = start;
     for index in 0..plan.records {
+        if let Some(period) = plan.transaction {
+            if txn_start.elapsed() >= period {
+                let commit = Instant::now();
+                producer.commit_transaction(TRANSACTION_TIMEOUT).with_context(|| format!("commit of transaction {transactions} failed"))?;
+                commits.record(commit.elapsed());
+                transactions += 1;
+                producer.begin_transaction().context("begin_transaction failed")?;
+                txn_start = Instant::now();
+            }
+        }
         if let Some(rate) = plan.rate {
             let Some(due) = due_after(index, rate).and_then(|after| start.checked_add(after)) else {
                 bail!("--throughput {rate} is too low to schedule record {index}");
@@ -328,6 +369,12 @@ pub(super) fn send_all(
             progress.tick(producer);
         }
     }
+    if plan.transaction.is_some() {
+        let commit = Instant::now();
+        producer.commit_transaction(TRANSACTION_TIMEOUT).context("commit of the last transaction failed")?;
+        commits.record(commit.elapsed());
+        transactions += 1;
+    }
     // Wait for the remaining delivery reports; librdkafka fails a record after message.timeout.ms.
     while producer.in_flight_count() > 0 {
         producer.poll(Duration::from_millis(100));
@@ -345,6 +392,8 @@ pub(super) fn send_all(
         bytes: tally.bytes,
         elapsed,
         latency: tally.latencies.summary(),
+        transactions,
+        commit_latency: commits.summary(),
         first_error: tally.first_error.clone(),
     })
 }
