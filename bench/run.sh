@@ -460,8 +460,8 @@ workloads() {
     log "$name round $ROUND: semel bench, commit latency, transactions of $ms ms at $TXN_RATE records/s for $TXN_SECS s"
     if run "$f" "$SEMEL" bench produce --bootstrap "127.0.0.1:$port" --topic "bench-sb-txn-latency-$ms" --records $((TXN_RATE * TXN_SECS)) \
       --throughput "$TXN_RATE" --transaction-ms "$ms" "${PRODUCE_FLAGS[@]}" && [[ $(json "$f" failed) = 0 ]]; then
-      record "$name" "$ROUND" "txn${ms}_bench_commit_p50_ms" "$(json "$f" commit_latency_ms.p50_ms)"
-      record "$name" "$ROUND" "txn${ms}_bench_commit_p99_ms" "$(json "$f" commit_latency_ms.p99_ms)"
+      record "$name" "$ROUND" "txn${ms}_bench_commit_p50_ms" "$(json "$f" commit_latency_ms.p50)"
+      record "$name" "$ROUND" "txn${ms}_bench_commit_p99_ms" "$(json "$f" commit_latency_ms.p99)"
     else
       record "$name" "$ROUND" "txn${ms}_bench_commit_p50_ms" ""
       record "$name" "$ROUND" "txn${ms}_bench_commit_p99_ms" ""

@@ -50,8 +50,12 @@ pub async fn complete(state: Arc<BrokerState>, completion: Completion) {
             return;
         }
     }
+    // The markers are durable: the transaction is complete. The producer may start its next
+    // transaction at once: whatever it does next is written to the same log and fsynced before
+    // it is answered, which covers this record too (a crash before that leaves the transaction
+    // prepared, and start-up completes it again).
     if let Some(durable) = state.txns.complete(&completion) {
-        if let Err(error) = state.txns.wait_durable(&completion.transactional_id, durable).await {
+        if let Err(error) = state.txns.flush(durable).await {
             tracing::error!(transactional_id = %completion.transactional_id, %error, "cannot record the transaction's completion");
         }
     }

@@ -290,6 +290,12 @@ impl TxnCoordinator {
         result
     }
 
+    /// Makes a write durable without holding the transactional id's other requests back
+    /// (CompleteCommit/CompleteAbort, which the next write's fsync would cover anyway).
+    pub async fn flush(&self, durable: Durable) -> Result<(), AppendError> {
+        self.log.flush_to(durable?).await
+    }
+
     fn completion_of(m: &TxnMetadata) -> Completion {
         Completion {
             transactional_id: m.transactional_id.clone(),
@@ -529,7 +535,12 @@ impl TxnCoordinator {
         next.partitions.clear();
         next.groups.clear();
         next.last_update_ms = crate::now_ms();
-        Some(self.transition(&mut ids, next))
+        let durable = self.transition(&mut ids, next);
+        // Not pending: see `markers::complete` (the next write's fsync covers this one).
+        if let Some(entry) = ids.get_mut(&completion.transactional_id) {
+            entry.pending = false;
+        }
+        Some(durable)
     }
 
     /// KIP-890 part 1: whether `producer_id`/`epoch` may write transactional data to the

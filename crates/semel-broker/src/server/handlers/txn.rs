@@ -10,6 +10,9 @@ use crate::coordinator::group::{CommittedOffset, GroupCoordinator};
 use crate::coordinator::txn::{errors, EndOutcome};
 use crate::server::dispatch::{RequestContext, Response};
 
+/// How long EndTxn waits for the markers before answering (the outcome is durable already).
+const COMPLETION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// AddPartitionsToTxn v0-v3 (one transaction per request).
 pub(crate) async fn add_partitions(ctx: &RequestContext, request: AddPartitionsToTxnRequest) -> Response<AddPartitionsToTxnResponse> {
     let state = ctx.state.clone();
@@ -75,8 +78,14 @@ pub(crate) async fn end_txn(ctx: &RequestContext, request: EndTxnRequest) -> Res
             if state.txns.wait_durable(&id, durable).await.is_err() {
                 return EndTxnResponse::default().with_error_code(errors::KAFKA_STORAGE_ERROR);
             }
-            // The outcome is decided and durable: answer, and write the markers.
-            tokio::spawn(crate::coordinator::markers::complete(state.clone(), completion));
+            // The outcome is decided and durable. Kafka answers here and writes the markers
+            // afterwards; semel answers once the markers are written too (up to a bound), so
+            // the producer's next transaction does not run into CONCURRENT_TRANSACTIONS and its
+            // retry back-off, and a read_committed consumer sees the transaction as soon as the
+            // commit returns. The completion runs on its own task: it finishes whatever happens
+            // to this connection.
+            let completing = tokio::spawn(crate::coordinator::markers::complete(state.clone(), completion));
+            let _ = tokio::time::timeout(COMPLETION_WAIT, completing).await;
             EndTxnResponse::default().with_error_code(errors::NONE)
         })),
     }
