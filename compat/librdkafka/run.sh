@@ -289,13 +289,20 @@ run_tests() {
   TEST_PIDS=()
 }
 
-# The test-runner processes still running (the suite was interrupted): SIGTERM to the timeout
-# wrappers, children of the run_one subshells, which pass it on.
+# The test-runner processes still running (the suite was interrupted): SIGTERM to every
+# descendant of the run_one subshells (the timeout wrappers and the test-runners).
 TEST_PIDS=()
+descendants() {
+  local child
+  for child in $(pgrep -P "$1" || true); do
+    echo "$child"
+    descendants "$child"
+  done
+}
 stop_tests() {
-  local pid
+  local pid child
   for pid in "${TEST_PIDS[@]}"; do
-    if kill -0 "$pid" 2>/dev/null; then pkill -TERM -P "$pid" 2>/dev/null || true; fi
+    for child in $(descendants "$pid"); do kill -TERM "$child" 2>/dev/null || true; done
   done
 }
 
