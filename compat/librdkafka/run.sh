@@ -24,7 +24,8 @@
 # not) and a test.conf holding bootstrap.servers. Lines tagged noautocreate run in librdkafka's
 # noautocreate scenario against a second semel with auto_create_topics_enable = false. Each line
 # gives `PASS 0090 (0090_idempotence, 5s)` when every non-local test of the number passed (at
-# least one), or `FAIL 0090: <failure> (<time>, log <file>)`. The excluded test numbers are
+# least one), or `FAIL 0090: <failure> (<time>)` with the test-runner output before the failure
+# on stderr. The excluded test numbers are
 # listed in allowlist.txt with the reason.
 #
 #   default (CI)    the lines tagged ci: the idempotence and transaction tests (0090 0094 0098
@@ -257,7 +258,11 @@ record_one() {
   fi
   # The first failure message of the log (test-runner's `### Test ... failed at ... ###` block).
   first="$(sed -E 's/\x1b\[[0-9;]*m//g' "$WORK/tests/$file.log" | grep -A1 -m1 '^### Test' | tr '\n' ' ' || true)"
-  record FAIL "$label: $(one_line "$why${first:+ | $first}") (${secs}s, log $WORK/tests/$file.log)"
+  record FAIL "$label: $(one_line "$why${first:+ | $first}") (${secs}s)"
+  # The lines before the first failure on stderr (the whole log stays with COMPAT_KEEP=1).
+  say "--- $label: test-runner output before the first failure ($WORK/tests/$file.log)"
+  sed -E 's/\x1b\[[0-9;]*m//g' "$WORK/tests/$file.log" | grep -B 15 -A 3 -m 1 '^### Test' >&2 ||
+    tail -n 20 "$WORK/tests/$file.log" >&2 || true
 }
 
 # run_tests TEST...: the tests, $PARALLEL at a time; their lines are printed in the given order,
