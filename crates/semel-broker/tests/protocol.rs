@@ -177,6 +177,23 @@ async fn create_partitions_checks_the_manual_assignments_like_kafka() {
 }
 
 #[tokio::test]
+async fn a_compacted_topic_names_the_keyless_records_it_refuses() {
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    let topic = CreatableTopic::default().with_name(name("table")).with_num_partitions(1).with_replication_factor(1).with_configs(vec![
+        CreatableTopicConfig::default()
+            .with_name(StrBytes::from_static_str("cleanup.policy"))
+            .with_value(Some(StrBytes::from_static_str("compact"))),
+    ]);
+    assert_eq!(create(&mut client, topic).await, 0);
+    let refused = produce(&mut client, "table", batch(&["no key", "none either"], 1_000)).await;
+    assert_eq!(refused.error_code, 87, "INVALID_RECORD");
+    assert_eq!(refused.record_errors.iter().map(|e| e.batch_index).collect::<Vec<_>>(), vec![0, 1], "every keyless record is named");
+    let message = refused.error_message.as_deref().unwrap_or_default().to_string();
+    assert!(message.contains("without key") && message.contains("table-0"), "{message}");
+}
+
+#[tokio::test]
 async fn produce_refuses_corrupt_and_oversized_batches() {
     let broker = TestBroker::start().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;

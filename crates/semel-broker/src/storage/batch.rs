@@ -66,9 +66,10 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid record batch: {0}")]
     Invalid(String),
-    /// A record without a key sent to a compacted topic (INVALID_RECORD, as Kafka answers).
+    /// Records without a key sent to a compacted topic (INVALID_RECORD, as Kafka answers),
+    /// by their index in the batch (the Produce answer's record_errors).
     #[error("Compacted topic cannot accept message without key in topic partition")]
-    MissingKey,
+    MissingKey { records: Vec<i32> },
 }
 
 /// A read-only view of one batch's header fields.

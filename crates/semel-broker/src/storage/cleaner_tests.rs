@@ -564,6 +564,59 @@ fn compacted_topics_refuse_records_without_a_key() {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::Lz4 }).expect("encode");
     let error = p.append(&buf, &s, 1, false).expect_err("refused");
-    assert!(matches!(error, super::partition::AppendError::Batch(batch::BatchError::MissingKey)), "{error}");
+    assert!(
+        matches!(&error, super::partition::AppendError::Batch(batch::BatchError::MissingKey { records }) if records == &[0]),
+        "{error}"
+    );
     assert_eq!(p.log_end_offset(), 0, "nothing written");
+}
+
+#[test]
+fn compaction_lags_and_the_dirty_ratio_decide_when_a_log_is_cleaned() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = settings(1 << 20);
+    let p = open(dir.path(), 1 << 20);
+    let mut rng = StdRng::seed_from_u64(9);
+    let put = |rng: &mut StdRng, key: &str, ts: i64| {
+        let bytes = encode(rng, &[(key.to_string(), Some("v".repeat(100)))], None, false, ts);
+        p.append(&bytes, &s, ts, true).expect("append");
+    };
+    // Two sealed segments: one written at t=1,000,000, one at t=2,000,000.
+    for i in 0..20 {
+        put(&mut rng, &format!("k{}", i % 5), 1_000_000);
+    }
+    p.lock_log().roll().expect("roll");
+    for i in 0..20 {
+        put(&mut rng, &format!("k{}", i % 5), 2_000_000);
+    }
+    p.lock_log().roll().expect("roll");
+    let view = p.lock_log().cleaner_view();
+    let second_base = view.segments[1].base_offset;
+    let now = 2_000_500;
+
+    // min.compaction.lag.ms: the second segment is too young to clean; the range ends before it.
+    let lagged = CompactSettings { min_compaction_lag_ms: 10_000, ..COMPACT };
+    let a = cleaner::assess(&view, &lagged, now).expect("assess");
+    assert_eq!((a.first_dirty, a.upper), (0, second_base));
+    // Without the lag, everything sealed is dirty (ratio 1).
+    let a = cleaner::assess(&view, &COMPACT, now).expect("assess");
+    assert_eq!(a.upper, view.active_base);
+    assert!((a.dirty_ratio - 1.0).abs() < 1e-9);
+
+    // After a pass the log is clean; new dirty data below the ratio does not trigger a pass...
+    clean(&p, &s, 1 << 20, now).expect("due");
+    for i in 0..2 {
+        put(&mut rng, &format!("k{i}"), 2_000_600);
+    }
+    p.lock_log().roll().expect("roll");
+    let view = p.lock_log().cleaner_view();
+    let strict = CompactSettings { min_cleanable_dirty_ratio: 0.9, ..COMPACT };
+    let a = cleaner::assess(&view, &strict, 2_000_700).expect("assess");
+    assert!(a.dirty_ratio < 0.9 && !a.is_due(&strict), "ratio {}", a.dirty_ratio);
+    // ... unless max.compaction.lag.ms has passed for the oldest dirty record.
+    let overdue = CompactSettings { max_compaction_lag_ms: 1_000, ..strict };
+    let a = cleaner::assess(&view, &overdue, 2_002_000).expect("assess");
+    assert!(a.overdue && a.is_due(&overdue));
+    let a = cleaner::assess(&view, &overdue, 2_001_000).expect("assess");
+    assert!(!a.overdue && !a.is_due(&overdue), "not yet past the lag");
 }

@@ -127,8 +127,9 @@ pub(crate) fn decode(bytes: &[u8], header: &BatchHeader) -> Result<BatchRecords,
 /// Refuses a batch with a record that has no key (compacted topics).
 pub(crate) fn require_keys(bytes: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     let decoded = decode(bytes, header)?;
-    if decoded.records.iter().any(|r| r.key.is_none()) {
-        return Err(BatchError::MissingKey);
+    let records: Vec<i32> = decoded.records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
+    if !records.is_empty() {
+        return Err(BatchError::MissingKey { records });
     }
     Ok(())
 }

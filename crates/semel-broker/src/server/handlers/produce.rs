@@ -4,13 +4,14 @@
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{append_error_code, code, text, NONE};
 use crate::coordinator::txn::Verification;
 use crate::producer_state::ProducerStateError;
 use crate::server::dispatch::{RequestContext, Response};
+use crate::storage::batch::BatchError;
 use crate::storage::{AppendError, Partition};
 
 /// A partition's answer, with what is still needed to complete it.
@@ -94,6 +95,21 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                     let error =
                         if ctx.version >= 11 { code(ResponseError::TransactionAbortable) } else { code(ResponseError::InvalidTxnState) };
                     partitions.push(partition_error(index, error, Some(AppendError::NotInTransaction.to_string())));
+                }
+                Err(AppendError::Batch(BatchError::MissingKey { records })) => {
+                    // Kafka's LogValidator.validateKey: every keyless record is named in
+                    // record_errors (v8+), so that clients fail only those records.
+                    let message = format!("Compacted topic cannot accept message without key in topic partition {name}-{index}.");
+                    let mut pending = partition_error(index, code(ResponseError::InvalidRecord), Some(message.clone()));
+                    pending.response.record_errors = records
+                        .into_iter()
+                        .map(|i| {
+                            BatchIndexAndErrorMessage::default()
+                                .with_batch_index(i)
+                                .with_batch_index_error_message(Some(text(message.clone())))
+                        })
+                        .collect();
+                    partitions.push(pending);
                 }
                 Err(error) => {
                     tracing::debug!(topic = %name, partition = index, %error, "produce refused");
