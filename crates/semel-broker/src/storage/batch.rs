@@ -258,7 +258,7 @@ pub(crate) fn decompress(codec: i16, payload: &[u8]) -> Result<Bytes, BatchError
 }
 
 /// Reads a zig-zag varint (as Kafka's `ByteUtils.readVarint`).
-fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
     let mut value: u64 = 0;
     let mut shift = 0;
     loop {

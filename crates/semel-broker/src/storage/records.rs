@@ -14,7 +14,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::{
-    self, BatchError, BatchHeader, ATTRIBUTES, BASE_TIMESTAMP, BATCH_LENGTH, CRC, HEADER_SIZE, LOG_OVERHEAD, RECORDS_COUNT,
+    self, read_varint, BatchError, BatchHeader, ATTRIBUTES, BASE_TIMESTAMP, BATCH_LENGTH, CRC, HEADER_SIZE, LOG_OVERHEAD, RECORDS_COUNT,
 };
 
 /// Attribute bit of a batch whose base timestamp is its delete horizon (KIP-534).
@@ -48,26 +48,6 @@ impl BatchRecords {
     pub(crate) fn key(&self, record: &RecordView) -> Option<&[u8]> {
         record.key.clone().map(|r| &self.data[r])
     }
-}
-
-fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
-    let mut value: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let Some(&byte) = buf.get(*pos) else {
-            return Err(BatchError::Invalid("record varint runs past the batch".into()));
-        };
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return Err(BatchError::Invalid("record varint too long".into()));
-        }
-    }
-    Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
 fn write_varint(out: &mut Vec<u8>, value: i64) {
