@@ -116,6 +116,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, args: E2eArgs) -> anyhow::Re
         key_size: None,
         keys: None,
         transaction: None,
+        drain_every: None,
         idempotent: args.producer.idempotence,
         progress: !args.json,
     };

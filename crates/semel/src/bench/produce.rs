@@ -42,6 +42,11 @@ pub(crate) struct ProduceArgs {
     /// transactional.id semel-bench-<pid>; needs --acks all); reports commit latency too.
     #[arg(long, value_name = "MS")]
     transaction_ms: Option<u64>,
+    /// Wait for every record sent so far to be acknowledged every this many milliseconds,
+    /// without transactions (what a transactional run's commits do to the client's pipeline,
+    /// for comparing with --transaction-ms).
+    #[arg(long, value_name = "MS", conflicts_with = "transaction_ms")]
+    drain_every_ms: Option<u64>,
     /// Config of the topic if it has to be created (for example cleanup.policy=compact).
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = super::parse_key_value)]
     topic_configs: Vec<(String, String)>,
@@ -84,6 +89,7 @@ pub(super) fn run(runtime: &tokio::runtime::Handle, mut args: ProduceArgs) -> an
         key_size: args.key_size.or(args.keys.map(|_| 16)),
         keys: args.keys,
         transaction: args.transaction_ms.map(Duration::from_millis),
+        drain_every: args.drain_every_ms.map(Duration::from_millis),
         idempotent: args.producer.idempotence,
         progress: !args.json,
     };
@@ -246,6 +252,8 @@ pub(super) struct Plan<'a> {
     pub(super) keys: Option<u64>,
     /// Send in transactions of this length (the producer is transactional).
     pub(super) transaction: Option<Duration>,
+    /// Wait for all acknowledgements this often (no transactions).
+    pub(super) drain_every: Option<Duration>,
     /// For the hint of a fatal error.
     pub(super) idempotent: bool,
     /// Print progress to stderr every few seconds.
@@ -319,6 +327,12 @@ pub(super) fn send_all(
     let start = Instant::now();
     let mut txn_start = start;
     for index in 0..plan.records {
+        if let Some(period) = plan.drain_every {
+            if txn_start.elapsed() >= period {
+                drain(producer, plan)?;
+                txn_start = Instant::now();
+            }
+        }
         if let Some(period) = plan.transaction {
             if txn_start.elapsed() >= period {
                 let commit = Instant::now();
