@@ -389,7 +389,11 @@ impl Metadata {
         }
         drop(inner);
         for partition in &topic.partitions {
-            let dir = partition.lock_log().dir().to_path_buf();
+            // Under the log lock, so that the cleaner (which swaps under it) sees the log
+            // deleted and never writes into a folder a new topic of the same name may take.
+            let mut log = partition.lock_log();
+            log.mark_deleted();
+            let dir = log.dir().to_path_buf();
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove a deleted partition's folder; it is removed at the next start");
             }

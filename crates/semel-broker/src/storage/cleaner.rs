@@ -148,7 +148,7 @@ thread_local! {
 }
 
 /// A step of a swap at which tests inject a crash.
-fn crash_point(_step: &'static str) -> io::Result<()> {
+pub(super) fn crash_point(_step: &'static str) -> io::Result<()> {
     #[cfg(test)]
     if CRASH_AT.with(|c| c.get()) == Some(_step) {
         return Err(io::Error::other(format!("injected crash at {_step}")));
@@ -551,19 +551,21 @@ pub(crate) fn clean(
         file.sync_all()?;
         drop(file);
         crash_point("cleaned-written")?;
-        let swap = swap_path(&view.dir, base, group_end);
-        std::fs::rename(&cleaned, &swap)?;
-        super::io::sync_dir(&view.dir)?;
-        crash_point("swap-renamed")?;
         let bases: Vec<i64> = group.iter().map(|s| s.base_offset).collect();
-        if partition.lock_log().replace_segments(&bases, &swap, index_interval_bytes, &removed_aborts)? {
+        if partition.lock_log().replace_segments(&bases, &cleaned, group_end, index_interval_bytes, &removed_aborts)? {
             stats.bytes_after += written;
             stats.segments_after += 1;
         } else {
             tracing::debug!(dir = %view.dir.display(), base, "segments went while cleaning them; the group is skipped");
         }
     }
-    write_checkpoint(&view.dir, end)?;
+    {
+        // Under the log lock: a deleted log's folder may belong to a new topic by now.
+        let log = partition.lock_log();
+        if !log.is_deleted() {
+            write_checkpoint(&view.dir, end)?;
+        }
+    }
     stats.elapsed = started.elapsed();
     Ok(Some(stats))
 }

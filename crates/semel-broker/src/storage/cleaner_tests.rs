@@ -620,3 +620,24 @@ fn compaction_lags_and_the_dirty_ratio_decide_when_a_log_is_cleaned() {
     let a = cleaner::assess(&view, &overdue, 2_001_000).expect("assess");
     assert!(!a.overdue && !a.is_due(&overdue), "not yet past the lag");
 }
+
+#[test]
+fn a_deleted_log_gets_no_swap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = settings(1 << 20);
+    let p = open(dir.path(), 1 << 20);
+    let mut rng = StdRng::seed_from_u64(10);
+    for i in 0..50 {
+        let bytes = encode(&mut rng, &[(format!("k{}", i % 3), Some("v".into()))], None, false, 1_000_000);
+        p.append(&bytes, &s, 1_000_000, true).expect("append");
+    }
+    p.lock_log().roll().expect("roll");
+    let before: Vec<_> = std::fs::read_dir(dir.path()).expect("list").filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+    // DeleteTopics marks the log under its lock; a pass that was under way must not swap.
+    p.lock_log().mark_deleted();
+    let stats = clean(&p, &s, 1 << 20, 1_000_000).expect("the pass runs");
+    assert_eq!(stats.segments_after, 0, "nothing swapped");
+    let after: Vec<_> = std::fs::read_dir(dir.path()).expect("list").filter_map(|e| e.ok().map(|e| e.file_name())).collect();
+    assert_eq!(after.len(), before.len(), "no file is added, not even the cleaner checkpoint: {after:?}");
+    assert!(after.iter().all(|n| !n.to_string_lossy().ends_with(".cleaned") && !n.to_string_lossy().ends_with(".swap")));
+}

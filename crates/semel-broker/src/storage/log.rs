@@ -28,6 +28,9 @@ pub(crate) struct Log {
     pub(crate) log_start_offset: i64,
     /// Idempotent producer state, guarded with the log so appends and state change together.
     pub(crate) producers: ProducerStateManager,
+    /// The partition was deleted (its folder is gone or going): the cleaner must not swap
+    /// segments into a folder that a new topic of the same name may own by now.
+    deleted: bool,
 }
 
 /// What start-up recovery found.
@@ -95,7 +98,8 @@ impl Log {
         }
         // An empty segment that is not the last one carries nothing; an empty log gets one
         // segment starting at the log start offset.
-        let mut log = Self { dir: dir.to_path_buf(), segments, log_start_offset: 0, producers: ProducerStateManager::default() };
+        let mut log =
+            Self { dir: dir.to_path_buf(), segments, log_start_offset: 0, producers: ProducerStateManager::default(), deleted: false };
         if log.segments.is_empty() {
             let base = log_start_checkpoint.max(0);
             log.segments.insert(base, Segment::create(dir, base)?);
@@ -391,25 +395,43 @@ impl Log {
         }
     }
 
-    /// Replaces the sealed segments `old_bases` (consecutive, the first being `base`) with the
-    /// cleaned segment waiting in `swap` (see `cleaner::swap_path`). Returns false, deleting
-    /// the swap file, when one of them is gone (retention or DeleteRecords ran meanwhile).
-    /// `removed_aborts`: offsets of the ABORT markers the cleaned segment no longer has; their
-    /// entries leave the aborted index.
+    /// Marks the log deleted (DeleteTopics, before its folder goes).
+    pub(crate) fn mark_deleted(&mut self) {
+        self.deleted = true;
+    }
+
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.deleted
+    }
+
+    /// Replaces the sealed segments `old_bases` (consecutive, the first being the new
+    /// segment's base) with the cleaned, fsynced segment in `cleaned`, which holds what is left
+    /// of offsets up to `end`: renames it to its swap name (`cleaner::swap_path`), makes that
+    /// durable, then finishes the swap. Returns false, deleting the cleaned file, when one of
+    /// the old segments is gone (retention or DeleteRecords ran meanwhile) or the log was
+    /// deleted. `removed_aborts`: offsets of the ABORT markers the cleaned segment no longer
+    /// has; their entries leave the aborted index.
     pub(crate) fn replace_segments(
         &mut self,
         old_bases: &[i64],
-        swap: &Path,
+        cleaned: &Path,
+        end: i64,
         index_interval_bytes: u64,
         removed_aborts: &[i64],
     ) -> io::Result<bool> {
         let active_base = self.active().base_offset;
-        if old_bases.iter().any(|b| !self.segments.contains_key(b) || *b == active_base) {
-            std::fs::remove_file(swap)?;
-            return Ok(false);
+        if self.deleted || old_bases.iter().any(|b| !self.segments.contains_key(b) || *b == active_base) {
+            match std::fs::remove_file(cleaned) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => return Ok(false),
+            }
         }
         let base = old_bases[0];
-        super::cleaner::finish_swap(&self.dir, swap)?;
+        let swap = super::cleaner::swap_path(&self.dir, base, end);
+        std::fs::rename(cleaned, &swap)?;
+        super::io::sync_dir(&self.dir)?;
+        super::cleaner::crash_point("swap-renamed")?;
+        super::cleaner::finish_swap(&self.dir, &swap)?;
         let (segment, tail) = Segment::open(&self.dir, base, false, index_interval_bytes)?;
         if let Some(tail) = tail {
             // The cleaner fsynced the file before the swap; damage here is a disk fault.
