@@ -217,7 +217,9 @@ pub(crate) fn split_batches(mut buf: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
 /// matches, offset deltas run 0, 1, 2, ... and `last_offset_delta` is the last of them. For a
 /// compressed batch the records are decompressed for the check (and dropped afterwards: the
 /// batch is stored compressed, as received).
-pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
+/// With `require_keys` (a compacted topic), records without a key are refused too, all of them
+/// named in the error.
+pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader, require_keys: bool) -> Result<(), BatchError> {
     if header.records_count <= 0 {
         return Err(BatchError::Invalid(format!("record count {} is not positive", header.records_count)));
     }
@@ -229,7 +231,7 @@ pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader) -> Result<(),
     }
     let payload = &batch[HEADER_SIZE..];
     let expected = header.records_count;
-    let walk = |records: &[u8]| walk_records(records, expected);
+    let walk = |records: &[u8]| walk_records(records, expected, require_keys);
     match header.compression_codec() {
         0 => walk(payload),
         codec => {
@@ -278,9 +280,11 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError
     Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
-/// Walks the records of an uncompressed record sequence, checking lengths and offset deltas.
-fn walk_records(records: &[u8], expected: i32) -> Result<(), BatchError> {
+/// Walks the records of an uncompressed record sequence, checking lengths and offset deltas
+/// (and, with `require_keys`, that every record has a key).
+fn walk_records(records: &[u8], expected: i32, require_keys: bool) -> Result<(), BatchError> {
     let mut pos = 0usize;
+    let mut keyless = Vec::new();
     for index in 0..expected {
         let length = read_varint(records, &mut pos)?;
         if length < 0 || pos + length as usize > records.len() {
@@ -297,10 +301,16 @@ fn walk_records(records: &[u8], expected: i32) -> Result<(), BatchError> {
         if offset_delta != i64::from(index) {
             return Err(BatchError::Invalid(format!("record {index} has offset delta {offset_delta}, expected {index}")));
         }
+        if require_keys && read_varint(body, &mut at)? < 0 {
+            keyless.push(index);
+        }
         pos = end;
     }
     if pos != records.len() {
         return Err(BatchError::Invalid(format!("{} bytes after the last of {expected} records", records.len() - pos)));
+    }
+    if !keyless.is_empty() {
+        return Err(BatchError::MissingKey { records: keyless });
     }
     Ok(())
 }
@@ -417,7 +427,7 @@ pub(crate) mod tests {
             let header = check_framing_and_crc(&batch).expect("framing");
             assert_eq!(header.records_count, 10);
             assert_eq!(header.last_offset_delta, 9);
-            validate_records(&batch, &header).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+            validate_records(&batch, &header, true).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
         }
     }
 
@@ -446,7 +456,7 @@ pub(crate) mod tests {
         let crc = compute_crc(&batch);
         batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         let header = check_framing_and_crc(&batch).expect("framing");
-        assert!(validate_records(&batch, &header).is_err());
+        assert!(validate_records(&batch, &header, false).is_err());
     }
 
     #[test]

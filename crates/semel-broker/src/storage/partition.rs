@@ -180,10 +180,7 @@ impl Partition {
                 return Err(AppendError::MessageTooLarge { size: slice.len(), max: settings.max_message_bytes });
             }
             let header = batch::check_framing_and_crc(slice)?;
-            batch::validate_records(slice, &header)?;
-            if settings.compaction.is_some() && !header.is_control() {
-                super::records::require_keys(slice, &header)?;
-            }
+            batch::validate_records(slice, &header, settings.compaction.is_some() && !header.is_control())?;
             if header.is_control() {
                 return Err(BatchError::Invalid("clients cannot produce control batches".into()).into());
             }

@@ -104,16 +104,6 @@ pub(crate) fn decode(bytes: &[u8], header: &BatchHeader) -> Result<BatchRecords,
     Ok(BatchRecords { data, records })
 }
 
-/// Refuses a batch with a record that has no key (compacted topics).
-pub(crate) fn require_keys(bytes: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
-    let decoded = decode(bytes, header)?;
-    let records: Vec<i32> = decoded.records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32).collect();
-    if !records.is_empty() {
-        return Err(BatchError::MissingKey { records });
-    }
-    Ok(())
-}
-
 fn compress(codec: i16, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
     let mut out = BytesMut::new();
     let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
