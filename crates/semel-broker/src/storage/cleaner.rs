@@ -94,7 +94,8 @@ pub(crate) struct SegmentView {
     pub(crate) file: Arc<File>,
 }
 
-/// A log as the cleaner sees it (taken under the log lock by `Log::cleaner_view`).
+/// A log as the cleaner sees it to decide whether it is due (taken under the log lock by
+/// `Log::cleaner_view`, for every compacted log at every look, so it holds no per-producer state).
 #[derive(Debug, Clone)]
 pub(crate) struct LogView {
     pub(crate) dir: PathBuf,
@@ -102,9 +103,16 @@ pub(crate) struct LogView {
     pub(crate) active_base: i64,
     pub(crate) log_start_offset: i64,
     pub(crate) first_unstable_offset: Option<i64>,
-    pub(crate) aborted: Vec<AbortedTxn>,
-    pub(crate) last_batch_of_producer: HashMap<i64, i64>,
     pub(crate) log_end_offset: i64,
+}
+
+/// The transaction and producer state a pass works with, taken with its `LogView` under one
+/// lock (`Log::cleaner_producer_view`).
+#[derive(Debug, Clone)]
+pub(crate) struct ProducerView {
+    pub(crate) aborted: Vec<AbortedTxn>,
+    /// Per producer, the last offset of its last batch (which stays, for its sequence checks).
+    pub(crate) last_batch_of_producer: HashMap<i64, i64>,
 }
 
 /// Whether a log needs cleaning, and the range to clean.
@@ -434,14 +442,21 @@ impl KeyMap {
 
 /// Builds the key map over `first_dirty..upper`; returns it with the offset where it stopped
 /// (exclusive): `upper`, or earlier when the map filled up.
-fn build_map(view: &LogView, first_dirty: i64, upper: i64, limits: &CleanerLimits, throttle: &mut Throttle) -> io::Result<(KeyMap, i64)> {
+fn build_map(
+    view: &LogView,
+    aborted: &[AbortedTxn],
+    first_dirty: i64,
+    upper: i64,
+    limits: &CleanerLimits,
+    throttle: &mut Throttle,
+) -> io::Result<(KeyMap, i64)> {
     let mut map = KeyMap::new(limits.map_entries());
     let mut end = upper;
     let segments: Vec<&SegmentView> = view.segments.iter().filter(|s| s.next_offset > first_dirty && s.base_offset < upper).collect();
     // The walk starts at the first dirty segment: aborted transactions whose marker lies
     // before it are over (the walk would never see their marker end them).
     let walk_start = segments.first().map_or(first_dirty, |s| s.base_offset);
-    let mut txns = TxnTracker::new(view.aborted.iter().filter(|a| a.last_offset >= walk_start).copied().collect());
+    let mut txns = TxnTracker::new(aborted.iter().filter(|a| a.last_offset >= walk_start).copied().collect());
     'segments: for segment in segments {
         let mut full = false;
         for_each_batch(segment, throttle, |header, bytes| {
@@ -504,21 +519,24 @@ pub(crate) fn clean(
     stop: &AtomicBool,
     now_ms: i64,
 ) -> io::Result<Option<CleanStats>> {
-    let view = partition.lock_log().cleaner_view();
+    let (view, producers) = {
+        let log = partition.lock_log();
+        (log.cleaner_view(), log.cleaner_producer_view())
+    };
     let assessment = assess(&view, settings, now_ms)?;
     if !assessment.is_due(settings) {
         return Ok(None);
     }
     let started = Instant::now();
     let mut throttle = Throttle { limit: limits.io_max_bytes_per_second, start: started, bytes: 0, stop };
-    let (map, end) = build_map(&view, assessment.first_dirty, assessment.upper, limits, &mut throttle)?;
+    let (map, end) = build_map(&view, &producers.aborted, assessment.first_dirty, assessment.upper, limits, &mut throttle)?;
     let mut stats = CleanStats { keys_mapped: map.offsets.len(), cleaned_to: end, ..Default::default() };
 
     // Every sealed segment from the log start up to the one holding the end of the range.
     let to_clean: Vec<SegmentView> =
         view.segments.iter().filter(|s| s.base_offset < end && s.next_offset > view.log_start_offset).cloned().collect();
     stats.segments_before = to_clean.len();
-    let mut txns = TxnTracker::new(view.aborted.clone());
+    let mut txns = TxnTracker::new(producers.aborted.clone());
     let horizon = now_ms.saturating_add(settings.delete_retention_ms);
     for group in group_segments(&to_clean, segment_bytes) {
         let base = group[0].base_offset;
@@ -532,7 +550,8 @@ pub(crate) fn clean(
         for segment in &group {
             stats.bytes_before += segment.size;
             for_each_batch(segment, &mut throttle, |header, bytes| {
-                let kept = clean_batch(header, bytes, &map, end, &mut txns, &view, now_ms, horizon, &mut stats)?;
+                let kept =
+                    clean_batch(header, bytes, &map, end, &mut txns, &producers.last_batch_of_producer, now_ms, horizon, &mut stats)?;
                 if let Some(kept) = kept {
                     let kept: &[u8] = kept.as_deref().unwrap_or(bytes);
                     out.write_all(kept)?;
@@ -579,7 +598,7 @@ fn clean_batch(
     map: &KeyMap,
     end: i64,
     txns: &mut TxnTracker,
-    view: &LogView,
+    last_batch_of_producer: &HashMap<i64, i64>,
     now_ms: i64,
     horizon: i64,
     stats: &mut CleanStats,
@@ -600,7 +619,7 @@ fn clean_batch(
         };
     }
     let aborted = txns.on_batch(header);
-    let last_of_producer = header.has_producer_id() && view.last_batch_of_producer.get(&header.producer_id) == Some(&header.last_offset());
+    let last_of_producer = header.has_producer_id() && last_batch_of_producer.get(&header.producer_id) == Some(&header.last_offset());
     if header.base_offset >= end {
         return Ok(Some(None));
     }

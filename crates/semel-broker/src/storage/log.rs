@@ -368,8 +368,8 @@ impl Log {
         Ok(deleted)
     }
 
-    /// What the cleaner needs to plan a pass, taken under the lock: the sealed segments (the
-    /// active one is never cleaned), the bounds, and the transaction and producer state.
+    /// What the cleaner needs to decide on a pass, taken under the lock: the sealed segments (the
+    /// active one is never cleaned) and the bounds.
     pub(crate) fn cleaner_view(&self) -> super::cleaner::LogView {
         let active_base = self.active().base_offset;
         super::cleaner::LogView {
@@ -389,9 +389,15 @@ impl Log {
             active_base,
             log_start_offset: self.log_start_offset,
             first_unstable_offset: self.producers.first_unstable_offset(),
+            log_end_offset: self.log_end_offset(),
+        }
+    }
+
+    /// The transaction and producer state a cleaner pass needs (taken with `cleaner_view`).
+    pub(crate) fn cleaner_producer_view(&self) -> super::cleaner::ProducerView {
+        super::cleaner::ProducerView {
             aborted: self.producers.aborted_overlapping(i64::MIN, i64::MAX),
             last_batch_of_producer: self.producers.iter().filter_map(|(id, e)| e.batches.back().map(|b| (*id, b.last_offset))).collect(),
-            log_end_offset: self.log_end_offset(),
         }
     }
 
