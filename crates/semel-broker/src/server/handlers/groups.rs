@@ -233,35 +233,43 @@ fn group_offsets(groups: &GroupCoordinator, group_id: &str, topics: Option<Vec<(
     }
 }
 
+/// One partition of an OffsetFetch answer: index, offset, leader epoch, metadata, error.
+type FetchedPartition = (i32, i64, i32, String, i16);
+
 pub(crate) async fn offset_fetch(ctx: &RequestContext, request: OffsetFetchRequest) -> Response<OffsetFetchResponse> {
     let groups = &ctx.state.groups;
     let version = ctx.version;
-    let partition_fields = |o: Option<CommittedOffset>| match o {
-        Some(o) => (o.offset, if version >= 5 { o.leader_epoch } else { -1 }, o.metadata),
-        None => (-1, -1, String::new()),
-    };
     // KIP-447: with require_stable, a partition whose offset a transaction is still committing
     // answers UNSTABLE_OFFSET_COMMIT (the client retries).
     let require_stable = version >= 7 && request.require_stable;
-    let unstable = |group: &str, topic: &str, partition: i32| {
-        if require_stable && groups.has_pending(group, topic, partition) {
-            UNSTABLE_OFFSET_COMMIT
-        } else {
-            errors::NONE
-        }
+    // The answer for one group, the same before and after v8 (which batches groups).
+    let fetch = |group_id: &str, topics: Option<Vec<(String, Vec<i32>)>>| -> Vec<(String, Vec<FetchedPartition>)> {
+        group_offsets(groups, group_id, topics)
+            .into_iter()
+            .map(|(t, ps)| {
+                let partitions = ps
+                    .into_iter()
+                    .map(|(p, o)| {
+                        let error =
+                            if require_stable && groups.has_pending(group_id, &t, p) { UNSTABLE_OFFSET_COMMIT } else { errors::NONE };
+                        match o.filter(|_| error == errors::NONE) {
+                            Some(o) => (p, o.offset, if version >= 5 { o.leader_epoch } else { -1 }, o.metadata, error),
+                            None => (p, -1, -1, String::new(), error),
+                        }
+                    })
+                    .collect();
+                (t, partitions)
+            })
+            .collect()
     };
     if version < 8 {
         let topics = request.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-        let group_id = request.group_id.0.to_string();
-        let result = group_offsets(groups, &group_id, topics);
-        let topics = result
+        let topics = fetch(&request.group_id.0, topics)
             .into_iter()
             .map(|(t, ps)| {
                 OffsetFetchResponseTopic::default().with_name(topic_name(&t)).with_partitions(
                     ps.into_iter()
-                        .map(|(p, o)| {
-                            let error = unstable(&group_id, &t, p);
-                            let (offset, epoch, metadata) = partition_fields(o.filter(|_| error == errors::NONE));
+                        .map(|(p, offset, epoch, metadata, error)| {
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)
@@ -280,16 +288,12 @@ pub(crate) async fn offset_fetch(ctx: &RequestContext, request: OffsetFetchReque
         .into_iter()
         .map(|g| {
             let topics = g.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-            let group_id = g.group_id.0.to_string();
-            let result = group_offsets(groups, &group_id, topics);
-            let topics = result
+            let topics = fetch(&g.group_id.0, topics)
                 .into_iter()
                 .map(|(t, ps)| {
                     OffsetFetchResponseTopics::default().with_name(topic_name(&t)).with_partitions(
                         ps.into_iter()
-                            .map(|(p, o)| {
-                                let error = unstable(&group_id, &t, p);
-                                let (offset, epoch, metadata) = partition_fields(o.filter(|_| error == errors::NONE));
+                            .map(|(p, offset, epoch, metadata, error)| {
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(p)
                                     .with_committed_offset(offset)
