@@ -29,6 +29,12 @@
 //! `<base>.log`. A crash before the swap file exists leaves the old segments (the `.cleaned`
 //! file is deleted at start-up); a crash after it is finished at start-up by
 //! [`recover_swaps`]. Either way no key loses its latest value.
+//!
+//! Crash tests of the real binary stop the cleaner at one of these steps (`cleaned-written`,
+//! `swap-renamed`, `old-segment-deleted`) instead of hoping that a kill lands there: with
+//! `SEMEL_TEST_CLEANER_HOLD_AT=<step>` and `SEMEL_TEST_CLEANER_HOLD_MARKER=<file>` in its
+//! environment, the cleaner writes the file when it reaches the step and then waits there for
+//! the kill. Both are for tests only; nothing else reads them.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -155,13 +161,38 @@ thread_local! {
     pub(crate) static CRASH_AT: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
 }
 
-/// A step of a swap at which tests inject a crash.
-pub(super) fn crash_point(_step: &'static str) -> io::Result<()> {
+/// A step of a swap at which tests inject a crash: unit tests through [`CRASH_AT`], crash
+/// tests of the binary through the environment (see the module documentation).
+pub(super) fn crash_point(step: &'static str) -> io::Result<()> {
     #[cfg(test)]
-    if CRASH_AT.with(|c| c.get()) == Some(_step) {
-        return Err(io::Error::other(format!("injected crash at {_step}")));
+    if CRASH_AT.with(|c| c.get()) == Some(step) {
+        return Err(io::Error::other(format!("injected crash at {step}")));
     }
+    hold_if_asked(step);
     Ok(())
+}
+
+/// Crash tests of the binary: parks the cleaner thread for good at the step named by
+/// `SEMEL_TEST_CLEANER_HOLD_AT`, after writing `SEMEL_TEST_CLEANER_HOLD_MARKER`, so that the
+/// test kills the process exactly there.
+fn hold_if_asked(step: &'static str) {
+    static HOLD: std::sync::OnceLock<Option<(String, PathBuf)>> = std::sync::OnceLock::new();
+    let hold = HOLD.get_or_init(|| {
+        let at = std::env::var("SEMEL_TEST_CLEANER_HOLD_AT").ok()?;
+        let marker = std::env::var_os("SEMEL_TEST_CLEANER_HOLD_MARKER")?;
+        Some((at, PathBuf::from(marker)))
+    });
+    let Some((at, marker)) = hold else { return };
+    if at != step {
+        return;
+    }
+    tracing::warn!(step, "the cleaner is held at a test crash point (SEMEL_TEST_CLEANER_HOLD_AT) until the process is killed");
+    if let Err(e) = std::fs::write(marker, step) {
+        tracing::error!(marker = %marker.display(), error = %e, "cannot write the crash point marker");
+    }
+    loop {
+        std::thread::park();
+    }
 }
 
 /// The cleaner was asked to stop (broker shutdown).

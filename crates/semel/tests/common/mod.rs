@@ -26,11 +26,17 @@ pub fn start_semel(port: u16, dir: &std::path::Path) -> Semel {
 
 /// `start_semel` with more arguments (such as `--config FILE`).
 pub fn start_semel_with(port: u16, dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> Semel {
+    start_semel_env(port, dir, extra, &[])
+}
+
+/// `start_semel_with` and more environment variables (such as a test crash point).
+pub fn start_semel_env(port: u16, dir: &std::path::Path, extra: &[&std::ffi::OsStr], env: &[(&str, &std::ffi::OsStr)]) -> Semel {
     let child = Command::new(env!("CARGO_BIN_EXE_semel"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(extra)
         .env("SEMEL_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn semel");
