@@ -1,6 +1,7 @@
 //! Request dispatch: reads the request header, checks the API and version against
-//! [`super::versions::SUPPORTED`], decodes the body with the `kafka-protocol` codecs, runs the
-//! handler and frames its response.
+//! [`super::versions::SUPPORTED`], checks the body's counts and lengths against the bytes
+//! received ([`super::wire`]), decodes it with the `kafka-protocol` codecs, runs the handler and
+//! frames its response.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -128,6 +129,10 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr,
         ($($api:ident => $request:ty => $handler:path),* $(,)?) => {
             match api_key {
                 $(ApiKey::$api => {
+                    // Counts and lengths first: kafka-protocol allocates from them unchecked.
+                    if let Err(e) = super::wire::check_request(raw_key, version, &body) {
+                        return Reply::close(format!("malformed {api_key:?} v{version} request: {e}"));
+                    }
                     let request = match <$request>::decode(&mut body, version) {
                         Ok(r) => r,
                         Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request: {e}")),

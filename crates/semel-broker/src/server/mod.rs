@@ -5,6 +5,7 @@ mod connection;
 mod dispatch;
 mod handlers;
 pub mod versions;
+mod wire;
 
 use std::sync::Arc;
 

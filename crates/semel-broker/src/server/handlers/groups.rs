@@ -28,6 +28,7 @@ use crate::coordinator::group::{errors, CommittedOffset, GroupCoordinator, JoinR
 /// Per topic, per partition: the committed offset, if any.
 type TopicOffsets = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 use crate::server::dispatch::{RequestContext, Response};
+use crate::server::wire::Embedded;
 
 fn opt_text(s: Option<String>) -> Option<StrBytes> {
     s.map(text)
@@ -402,6 +403,9 @@ fn subscribes_to(metadata: &[u8], topic: &str) -> bool {
     }
     let version = i16::from_be_bytes([buf[0], buf[1]]);
     let _ = bytes::Buf::get_i16(&mut buf);
+    if crate::server::wire::check_embedded(Embedded::ConsumerProtocolSubscription, version.clamp(0, 3), &buf).is_err() {
+        return false;
+    }
     ConsumerProtocolSubscription::decode(&mut buf, version.clamp(0, 3)).is_ok_and(|s| s.topics.iter().any(|t| t.as_str() == topic))
 }
 

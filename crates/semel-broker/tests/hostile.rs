@@ -1,0 +1,112 @@
+//! Hostile requests at the protocol edge: whatever a client claims in a count or a length, the
+//! broker answers or closes that connection, stays up, and allocates by what it received.
+
+mod common;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use common::raw::RawClient;
+use common::TestBroker;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+
+/// A field of /proc/self/status in bytes (VmRSS, VmHWM). The broker runs in this process.
+fn status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number of kB") * 1024
+}
+
+/// A request frame body: header (v1 or v2 as the API wants) and `body`.
+fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Bytes {
+    let key = ApiKey::try_from(api_key).expect("known key");
+    let header = RequestHeader::default()
+        .with_request_api_key(api_key)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("hostile")));
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, key.request_header_version(version)).expect("header");
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+/// Sends `frame`, then an ApiVersions probe on the same connection; true if the probe was
+/// answered (the connection survived), false if the broker closed it.
+async fn send_and_probe(client: &mut RawClient, frame: &[u8]) -> bool {
+    client.send_frame(frame).await;
+    client.send_frame(&request(ApiKey::ApiVersions as i16, 0, PROBE, &[])).await;
+    // Responses come in order; the hostile request may have none (acks=0).
+    while let Some(mut response) = client.read_frame().await {
+        if response.len() >= 4 && response.get_i32() == PROBE {
+            return true;
+        }
+    }
+    false
+}
+
+const PROBE: i32 = 424_242;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maximal_counts_and_lengths_in_every_request_leave_the_broker_up_and_its_memory_flat() {
+    let broker = TestBroker::start().await;
+    let addr = broker.bootstrap();
+    let mut client = RawClient::connect(&addr).await;
+    let advertised: ApiVersionsResponse = client.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(advertised.error_code, 0);
+
+    // Each field of a body of zeros is 0, empty or null; the pattern overwrites whatever field
+    // starts at `at` with the largest count or length of each encoding: i32::MAX (arrays,
+    // bytes), i16::MAX (strings), the largest unsigned varint (flexible versions).
+    let patterns: [&[u8]; 3] = [&[0x7f, 0xff, 0xff, 0xff], &[0x7f, 0xff], &[0xff, 0xff, 0xff, 0xff, 0x0f]];
+    // Reset the peak RSS, so that VmHWM afterwards is the peak of this run.
+    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+    let before = status_bytes("VmRSS:");
+    let (mut answered, mut closed) = (0, 0);
+    for api in &advertised.api_keys {
+        let versions = api.min_version.max(if api.api_key == ApiKey::Produce as i16 { 3 } else { 0 })..=api.max_version;
+        for version in versions {
+            for at in 0..=24 {
+                for pattern in patterns {
+                    let mut body = vec![0u8; at];
+                    body.extend_from_slice(pattern);
+                    body.extend_from_slice(&[0u8; 16]);
+                    if send_and_probe(&mut client, &request(api.api_key, version, 1, &body)).await {
+                        answered += 1;
+                    } else {
+                        closed += 1;
+                        client = RawClient::connect(&addr).await;
+                    }
+                }
+            }
+        }
+    }
+    let peak = status_bytes("VmHWM:");
+    eprintln!("{answered} answered, {closed} closed; RSS {} MiB before, peak {} MiB", before >> 20, peak >> 20);
+    assert!(closed > 1_000, "only {closed} hostile requests were refused");
+    // Generous: the in-process broker, the test's buffers and allocator slack.
+    assert!(peak < before + (256 << 20), "RSS peaked at {} MiB, {} MiB before", peak >> 20, before >> 20);
+    // Still up: a fresh connection is answered.
+    let mut fresh = RawClient::connect(&addr).await;
+    let again: ApiVersionsResponse = fresh.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(again.error_code, 0);
+}
+
+/// The reproduction of the report: 18 bytes, Metadata v1 claiming 2^31-1 topics.
+#[tokio::test]
+async fn the_18_byte_metadata_request_closes_only_its_connection() {
+    let broker = TestBroker::start().await;
+    let addr = broker.bootstrap();
+    let mut client = RawClient::connect(&addr).await;
+    let mut frame = BytesMut::new();
+    frame.put_i16(3); // Metadata
+    frame.put_i16(1);
+    frame.put_i32(1);
+    frame.put_i16(-1); // no client id
+    frame.put_i32(0x7fff_ffff);
+    assert_eq!(frame.len() + 4, 18);
+    client.send_frame(&frame).await;
+    assert!(client.is_closed_by_broker().await, "the connection stays open");
+    let mut other = RawClient::connect(&addr).await;
+    let answer: ApiVersionsResponse = other.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(answer.error_code, 0);
+}
