@@ -24,3 +24,5 @@ fi
 echo "== compatibility suites"
 cargo build -p semel --locked
 bash compat/run-all.sh
+echo "== the request layouts are what Kafka's specs say"
+python3 scripts/gen-wire-schema.py --check
