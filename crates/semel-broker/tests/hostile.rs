@@ -110,3 +110,52 @@ async fn the_18_byte_metadata_request_closes_only_its_connection() {
     let answer: ApiVersionsResponse = other.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
     assert_eq!(answer.error_code, 0);
 }
+
+/// A record whose value length runs past the record, in a batch whose CRC is right: refused
+/// with INVALID_RECORD (as Kafka's `DefaultRecord.readFrom`), and nothing is stored.
+#[tokio::test]
+async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+    let broker = TestBroker::start().await;
+    common::create_topic(&broker.bootstrap(), "poison", 1, &[]).await;
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_000,
+        key: None,
+        value: Some(Bytes::from_static(b"one")),
+        headers: Default::default(),
+    };
+    let mut good = BytesMut::new();
+    RecordBatchEncoder::encode(&mut good, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+    // The record after the 61-byte header: length, attributes, timestamp delta, offset delta,
+    // key length (-1), value length (3, zig-zag 6): claim 63 instead, and fix the CRC.
+    let mut poison = good.to_vec();
+    assert_eq!(poison[66], 0x06, "the value length's byte");
+    poison[66] = 0x7e;
+    let crc = crc32c::crc32c(&poison[21..]);
+    poison[17..21].copy_from_slice(&crc.to_be_bytes());
+
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    let produce = |records: Vec<u8>| {
+        ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str("poison")))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records)))])])
+    };
+    let refused: ProduceResponse = client.call(ApiKey::Produce, 9, &produce(poison)).await;
+    let partition = &refused.responses[0].partition_responses[0];
+    assert_eq!(partition.error_code, 87, "INVALID_RECORD: {:?}", partition.error_message);
+    let accepted: ProduceResponse = client.call(ApiKey::Produce, 9, &produce(good.to_vec())).await;
+    let partition = &accepted.responses[0].partition_responses[0];
+    assert_eq!((partition.error_code, partition.base_offset), (0, 0), "the refused batch took no offset");
+}

@@ -66,6 +66,10 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("invalid record batch: {0}")]
     Invalid(String),
+    /// A record inside a well-framed batch that Kafka's `DefaultRecord.readFrom` refuses
+    /// (INVALID_RECORD, as Kafka answers its InvalidRecordException).
+    #[error("invalid record: {0}")]
+    InvalidRecord(String),
     /// Records without a key sent to a compacted topic (INVALID_RECORD, as Kafka answers),
     /// by their index in the batch (the Produce answer's record_errors).
     #[error("Compacted topic cannot accept message without key in topic partition")]
@@ -214,7 +218,8 @@ pub(crate) fn split_batches(mut buf: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
 }
 
 /// Validates the records inside a batch whose framing and CRC were checked: the record count
-/// matches, offset deltas run 0, 1, 2, ... and `last_offset_delta` is the last of them. For a
+/// matches, every record is well formed ([`super::record_check`]), offset deltas run 0, 1, 2,
+/// ... and `last_offset_delta` is the last of them. For a
 /// compressed batch the records are decompressed for the check (and dropped afterwards: the
 /// batch is stored compressed, as received).
 /// With `require_keys` (a compacted topic), records without a key are refused too, all of them
@@ -230,8 +235,13 @@ pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader, require_keys:
         )));
     }
     let payload = &batch[HEADER_SIZE..];
-    let expected = header.records_count;
-    let walk = |records: &[u8]| walk_records(records, expected, require_keys);
+    let walk = |records: &[u8]| -> Result<(), BatchError> {
+        let keyless = super::record_check::check_records(records, header.records_count, header.base_timestamp)?;
+        if require_keys && !keyless.is_empty() {
+            return Err(BatchError::MissingKey { records: keyless });
+        }
+        Ok(())
+    };
     match header.compression_codec() {
         0 => walk(payload),
         codec => {
@@ -278,41 +288,6 @@ pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError
         }
     }
     Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
-}
-
-/// Walks the records of an uncompressed record sequence, checking lengths and offset deltas
-/// (and, with `require_keys`, that every record has a key).
-fn walk_records(records: &[u8], expected: i32, require_keys: bool) -> Result<(), BatchError> {
-    let mut pos = 0usize;
-    let mut keyless = Vec::new();
-    for index in 0..expected {
-        let length = read_varint(records, &mut pos)?;
-        if length < 0 || pos + length as usize > records.len() {
-            return Err(BatchError::Invalid(format!("record {index} length {length} runs past the batch")));
-        }
-        let end = pos + length as usize;
-        let body = &records[pos..end];
-        let mut at = 1usize; // attributes byte
-        if body.is_empty() {
-            return Err(BatchError::Invalid(format!("record {index} is empty")));
-        }
-        let _timestamp_delta = read_varint(body, &mut at)?;
-        let offset_delta = read_varint(body, &mut at)?;
-        if offset_delta != i64::from(index) {
-            return Err(BatchError::Invalid(format!("record {index} has offset delta {offset_delta}, expected {index}")));
-        }
-        if require_keys && read_varint(body, &mut at)? < 0 {
-            keyless.push(index);
-        }
-        pos = end;
-    }
-    if pos != records.len() {
-        return Err(BatchError::Invalid(format!("{} bytes after the last of {expected} records", records.len() - pos)));
-    }
-    if !keyless.is_empty() {
-        return Err(BatchError::MissingKey { records: keyless });
-    }
-    Ok(())
 }
 
 /// Writes the broker-owned fields of a batch that is about to be appended: its base offset and

@@ -8,6 +8,7 @@ mod cleaner_tests;
 pub mod io;
 pub(crate) mod log;
 pub mod partition;
+pub(crate) mod record_check;
 pub(crate) mod records;
 pub(crate) mod segment;
 

@@ -55,7 +55,7 @@ pub(crate) fn metadata_error_code(error: &MetadataError) -> i16 {
 pub(crate) fn append_error_code(error: &AppendError) -> i16 {
     code(match error {
         AppendError::Batch(BatchError::UnsupportedMagic(_)) => ResponseError::UnsupportedForMessageFormat,
-        AppendError::Batch(BatchError::MissingKey { .. }) => ResponseError::InvalidRecord,
+        AppendError::Batch(BatchError::MissingKey { .. } | BatchError::InvalidRecord(_)) => ResponseError::InvalidRecord,
         AppendError::Batch(_) => ResponseError::CorruptMessage,
         AppendError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::Offline | AppendError::Io(_) => ResponseError::KafkaStorageError,
