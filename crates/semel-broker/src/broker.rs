@@ -28,6 +28,8 @@ pub struct BrokerState {
     pub shutdown: watch::Receiver<bool>,
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Permits for checking compressed batches (`decompression_threads`).
+    pub decompression: Arc<tokio::sync::Semaphore>,
 }
 
 /// A running broker. Dropping it without `shutdown` aborts its tasks (files are left as a
@@ -82,7 +84,6 @@ impl Broker {
         let (advertised_host, advertised_port) = config.advertised_host_port();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let state = Arc::new(BrokerState {
-            config,
             metadata,
             health,
             producer_ids,
@@ -92,6 +93,8 @@ impl Broker {
             shutdown: shutdown_rx,
             advertised_host,
             advertised_port,
+            decompression: Arc::new(tokio::sync::Semaphore::new(config.decompression_threads)),
+            config,
         });
         let mut tasks =
             vec![tokio::spawn(crate::server::accept_loop(listener, Arc::clone(&state))), tokio::spawn(background_loop(Arc::clone(&state)))];

@@ -24,6 +24,12 @@ pub struct BrokerConfig {
     pub max_request_bytes: usize,
     /// Connections beyond this are refused (closed at accept) with a log line.
     pub max_connections: usize,
+    /// Largest decompressed size of one produced batch's records; decompression stops there
+    /// and the batch is refused (CORRUPT_MESSAGE). At most 256 MiB.
+    pub max_decompressed_batch_bytes: usize,
+    /// Compressed batches checked at once (each on a blocking thread, not an async worker);
+    /// with `max_decompressed_batch_bytes` this bounds the memory decompression can take.
+    pub decompression_threads: usize,
     /// Requests read from one connection before its responses are written; the reader waits
     /// when this many are outstanding.
     pub max_in_flight_requests_per_connection: usize,
@@ -101,6 +107,8 @@ impl Default for BrokerConfig {
             node_id: 1,
             max_request_bytes: 100 * 1024 * 1024,
             max_connections: 1024,
+            max_decompressed_batch_bytes: 64 * 1024 * 1024,
+            decompression_threads: 2,
             max_in_flight_requests_per_connection: 64,
             auto_create_topics_enable: true,
             num_partitions: 1,
@@ -159,6 +167,13 @@ impl BrokerConfig {
         }
         if self.max_connections == 0 || self.max_in_flight_requests_per_connection == 0 {
             return invalid("max_connections and max_in_flight_requests_per_connection must be positive".into());
+        }
+        let max = crate::storage::decompress::MAX_DECOMPRESSED_BYTES;
+        if self.max_decompressed_batch_bytes < 1024 * 1024 || self.max_decompressed_batch_bytes > max {
+            return invalid(format!("max_decompressed_batch_bytes {} must be between 1 MiB and {max}", self.max_decompressed_batch_bytes));
+        }
+        if self.decompression_threads == 0 {
+            return invalid("decompression_threads must be at least 1".into());
         }
         if self.num_partitions < 1 {
             return invalid(format!("num_partitions {} must be at least 1", self.num_partitions));

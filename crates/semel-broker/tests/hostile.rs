@@ -46,8 +46,12 @@ async fn send_and_probe(client: &mut RawClient, frame: &[u8]) -> bool {
 
 const PROBE: i32 = 424_242;
 
+/// The tests of this file measure the memory of their process, so they run one at a time.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maximal_counts_and_lengths_in_every_request_leave_the_broker_up_and_its_memory_flat() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let broker = TestBroker::start().await;
     let addr = broker.bootstrap();
     let mut client = RawClient::connect(&addr).await;
@@ -94,6 +98,7 @@ async fn maximal_counts_and_lengths_in_every_request_leave_the_broker_up_and_its
 /// The reproduction of the report: 18 bytes, Metadata v1 claiming 2^31-1 topics.
 #[tokio::test]
 async fn the_18_byte_metadata_request_closes_only_its_connection() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let broker = TestBroker::start().await;
     let addr = broker.bootstrap();
     let mut client = RawClient::connect(&addr).await;
@@ -119,6 +124,7 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
     use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
+    let _serial = ONE_AT_A_TIME.lock().await;
     let broker = TestBroker::start().await;
     common::create_topic(&broker.bootstrap(), "poison", 1, &[]).await;
     let record = Record {
@@ -158,4 +164,94 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
     let accepted: ProduceResponse = client.call(ApiKey::Produce, 9, &produce(good.to_vec())).await;
     let partition = &accepted.responses[0].partition_responses[0];
     assert_eq!((partition.error_code, partition.base_offset), (0, 0), "the refused batch took no offset");
+}
+
+/// A batch whose records are `payload` compressed with `codec` (attributes bits 0-2), with a
+/// right CRC, claiming one record.
+fn compressed_batch(codec: i16, payload: &[u8]) -> Vec<u8> {
+    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+    let record = Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 1_000,
+        key: None,
+        value: Some(Bytes::from_static(b"x")),
+        headers: Default::default(),
+    };
+    let mut plain = BytesMut::new();
+    RecordBatchEncoder::encode(&mut plain, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+    let mut batch = plain[..61].to_vec();
+    batch.extend_from_slice(payload);
+    let length = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = (i16::from_be_bytes([batch[21], batch[22]]) & !0x07) | codec;
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[21..]);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+async fn produce_raw(client: &mut RawClient, topic: &'static str, records: Vec<u8>) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_static_str(topic)))
+        .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records)))])]);
+    let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request).await;
+    response.responses[0].partition_responses[0].error_code
+}
+
+/// Decompression bombs (1 GiB of zeros in gzip and zstd, 200 MiB in lz4; a snappy block
+/// claiming 4 GiB)
+/// are refused once the output passes `max_decompressed_batch_bytes` (64 MiB by default): the
+/// broker's memory grows by about that much, not by the claim, and a normal produce after them
+/// is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decompression_bombs_stop_at_the_limit() {
+    use std::io::Write;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let broker = TestBroker::start().await;
+    common::create_topic(&broker.bootstrap(), "bombs", 1, &[]).await;
+    let zeros = vec![0u8; 1 << 20];
+    let mut bombs: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mut zstd = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+    let mut lz4 = lz4::EncoderBuilder::new().build(Vec::new()).expect("lz4");
+    for i in 0..1024 {
+        gzip.write_all(&zeros).expect("gzip");
+        zstd.write_all(&zeros).expect("zstd");
+        // lz4 compresses zeros 250 to 1 at best: 200 MiB stays under max.message.bytes.
+        if i < 200 {
+            lz4.write_all(&zeros).expect("lz4");
+        }
+    }
+    bombs.push(("gzip", compressed_batch(1, &gzip.finish().expect("gzip"))));
+    bombs.push(("lz4", compressed_batch(3, &lz4.finish().0)));
+    bombs.push(("zstd", compressed_batch(4, &zstd.finish().expect("zstd"))));
+    bombs.push(("snappy", compressed_batch(2, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0x00, b'x'])));
+    drop(zeros);
+
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+    let before = status_bytes("VmRSS:");
+    for (codec, bomb) in bombs {
+        assert!(bomb.len() < 8 << 20, "{codec}: a {} byte bomb", bomb.len());
+        assert_eq!(produce_raw(&mut client, "bombs", bomb).await, 2, "{codec}: CORRUPT_MESSAGE");
+    }
+    let peak = status_bytes("VmHWM:");
+    eprintln!("RSS {} MiB before, peak {} MiB", before >> 20, peak >> 20);
+    assert!(peak < before + (200 << 20), "RSS peaked at {} MiB, {} MiB before", peak >> 20, before >> 20);
+    // A normal compressed batch still goes in.
+    let mut fine = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut record = vec![0x0e, 0x00, 0x00, 0x00, 0x01, 0x02, b'x', 0x00];
+    record[0] = ((record.len() - 1) * 2) as u8;
+    fine.write_all(&record).expect("gzip");
+    assert_eq!(produce_raw(&mut client, "bombs", compressed_batch(1, &fine.finish().expect("gzip"))).await, 0);
 }

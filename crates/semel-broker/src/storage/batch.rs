@@ -26,7 +26,6 @@
 //! batch, so the broker reads the header itself.
 
 use bytes::Bytes;
-use kafka_protocol::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
 
 pub(crate) const BASE_OFFSET: usize = 0;
 pub(crate) const BATCH_LENGTH: usize = 8;
@@ -50,10 +49,6 @@ const ATTR_COMPRESSION_MASK: i16 = 0x07;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
-
-/// Upper bound on the decompressed size of one batch's records. Kafka streams decompression;
-/// semel materialises it for validation, so it bounds it instead.
-pub(crate) const MAX_DECOMPRESSED_BYTES: usize = 256 * 1024 * 1024;
 
 /// Why a batch was refused. Mapped to Kafka error codes at the protocol edge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,7 +219,8 @@ pub(crate) fn split_batches(mut buf: &[u8]) -> Result<Vec<&[u8]>, BatchError> {
 /// batch is stored compressed, as received).
 /// With `require_keys` (a compacted topic), records without a key are refused too, all of them
 /// named in the error.
-pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader, require_keys: bool) -> Result<(), BatchError> {
+/// `max_decompressed` bounds the records' decompressed size.
+pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader, require_keys: bool, max_decompressed: usize) -> Result<(), BatchError> {
     if header.records_count <= 0 {
         return Err(BatchError::Invalid(format!("record count {} is not positive", header.records_count)));
     }
@@ -244,29 +240,14 @@ pub(crate) fn validate_records(batch: &[u8], header: &BatchHeader, require_keys:
     };
     match header.compression_codec() {
         0 => walk(payload),
-        codec => {
-            let decompressed = decompress(codec, payload)?;
-            walk(&decompressed)
-        }
+        codec => walk(&super::decompress::decompress(codec, payload, max_decompressed)?),
     }
 }
 
-/// Decompresses a batch's record payload with the codec from its attributes.
+/// Decompresses a stored batch's record payload with the codec from its attributes (checked
+/// at produce; bounded all the same, see [`super::decompress`]).
 pub(crate) fn decompress(codec: i16, payload: &[u8]) -> Result<Bytes, BatchError> {
-    let mut input = Bytes::copy_from_slice(payload);
-    let take = |b: &mut Bytes| -> anyhow::Result<Bytes> { Ok(std::mem::take(b)) };
-    let result = match codec {
-        1 => Gzip::decompress(&mut input, take),
-        2 => Snappy::decompress(&mut input, take),
-        3 => Lz4::decompress(&mut input, take),
-        4 => Zstd::decompress(&mut input, take),
-        other => return Err(BatchError::Invalid(format!("unknown compression codec {other}"))),
-    };
-    let bytes = result.map_err(|e| BatchError::Invalid(format!("cannot decompress records: {e:#}")))?;
-    if bytes.len() > MAX_DECOMPRESSED_BYTES {
-        return Err(BatchError::Invalid("decompressed records exceed the broker's limit".into()));
-    }
-    Ok(bytes)
+    super::decompress::decompress(codec, payload, super::decompress::MAX_DECOMPRESSED_BYTES).map(Bytes::from)
 }
 
 /// Reads a zig-zag varint (as Kafka's `ByteUtils.readVarint`).
@@ -402,7 +383,8 @@ pub(crate) mod tests {
             let header = check_framing_and_crc(&batch).expect("framing");
             assert_eq!(header.records_count, 10);
             assert_eq!(header.last_offset_delta, 9);
-            validate_records(&batch, &header, true).unwrap_or_else(|e| panic!("{codec:?}: {e}"));
+            validate_records(&batch, &header, true, super::super::decompress::MAX_DECOMPRESSED_BYTES)
+                .unwrap_or_else(|e| panic!("{codec:?}: {e}"));
         }
     }
 
@@ -431,7 +413,7 @@ pub(crate) mod tests {
         let crc = compute_crc(&batch);
         batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
         let header = check_framing_and_crc(&batch).expect("framing");
-        assert!(validate_records(&batch, &header, false).is_err());
+        assert!(validate_records(&batch, &header, false, super::super::decompress::MAX_DECOMPRESSED_BYTES).is_err());
     }
 
     #[test]

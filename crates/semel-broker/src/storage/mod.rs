@@ -5,6 +5,7 @@ pub mod batch;
 pub(crate) mod cleaner;
 #[cfg(test)]
 mod cleaner_tests;
+pub mod decompress;
 pub mod io;
 pub(crate) mod log;
 pub mod partition;

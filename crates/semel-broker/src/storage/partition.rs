@@ -7,6 +7,8 @@
 //! never see data that a crash could take back. Partitions flush independently.
 
 use std::io;
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -53,6 +55,46 @@ pub(crate) struct AppendSettings {
     /// Set when the topic's `cleanup.policy` includes `compact`: the cleaner's settings, and
     /// every record must have a key.
     pub(crate) compaction: Option<super::cleaner::CompactSettings>,
+}
+
+/// The batches of one produce request that passed every check that needs no partition
+/// state: framing, CRC, size, the records inside (decompressed for it, to at most
+/// `max_decompressed` bytes), no control batches.
+#[derive(Debug)]
+pub(crate) struct CheckedBatches {
+    records: Bytes,
+    /// Each batch's header and its position in `records`.
+    headers: Vec<(BatchHeader, usize)>,
+}
+
+impl CheckedBatches {
+    pub(crate) fn check(records: Bytes, settings: &AppendSettings, max_decompressed: usize) -> Result<Self, AppendError> {
+        let slices = batch::split_batches(&records)?;
+        if slices.is_empty() {
+            return Err(BatchError::Invalid("produce request without record batches".into()).into());
+        }
+        let mut headers = Vec::with_capacity(slices.len());
+        let mut at = 0usize;
+        for slice in &slices {
+            if slice.len() > settings.max_message_bytes {
+                return Err(AppendError::MessageTooLarge { size: slice.len(), max: settings.max_message_bytes });
+            }
+            let header = batch::check_framing_and_crc(slice)?;
+            batch::validate_records(slice, &header, settings.compaction.is_some() && !header.is_control(), max_decompressed)?;
+            if header.is_control() {
+                return Err(BatchError::Invalid("clients cannot produce control batches".into()).into());
+            }
+            headers.push((header, at));
+            at += slice.len();
+        }
+        Ok(Self { records, headers })
+    }
+
+    /// Whether any batch of `records` is compressed (checking it means decompressing).
+    pub(crate) fn any_compressed(records: &[u8]) -> bool {
+        batch::split_batches(records)
+            .is_ok_and(|slices| slices.iter().any(|s| BatchHeader::parse(s).is_ok_and(|h| h.compression_codec() != 0)))
+    }
 }
 
 /// How appends become durable, from the broker config.
@@ -148,19 +190,33 @@ impl Partition {
         now_ms: i64,
         txn_verified: bool,
     ) -> Result<AppendInfo, AppendError> {
-        self.append_from(records, settings, now_ms, txn_verified, true)
+        let checked = CheckedBatches::check(Bytes::copy_from_slice(records), settings, super::decompress::MAX_DECOMPRESSED_BYTES)?;
+        self.append_from(&checked, settings, now_ms, txn_verified, true)
+    }
+
+    /// [`Self::append`] of batches checked beforehand (produce checks compressed batches off
+    /// the async workers).
+    pub(crate) fn append_checked(
+        &self,
+        checked: &CheckedBatches,
+        settings: &AppendSettings,
+        now_ms: i64,
+        txn_verified: bool,
+    ) -> Result<AppendInfo, AppendError> {
+        self.append_from(checked, settings, now_ms, txn_verified, true)
     }
 
     /// Appends batches a coordinator wrote to its own internal log (Kafka's
     /// `AppendOrigin.COORDINATOR`): transactional batches are accepted and producer sequences
     /// are not checked, but the batches still open the producer's transaction here.
     pub(crate) fn append_as_coordinator(&self, records: &[u8], settings: &AppendSettings, now_ms: i64) -> Result<AppendInfo, AppendError> {
-        self.append_from(records, settings, now_ms, true, false)
+        let checked = CheckedBatches::check(Bytes::copy_from_slice(records), settings, super::decompress::MAX_DECOMPRESSED_BYTES)?;
+        self.append_from(&checked, settings, now_ms, true, false)
     }
 
     fn append_from(
         &self,
-        records: &[u8],
+        checked: &CheckedBatches,
         settings: &AppendSettings,
         now_ms: i64,
         txn_verified: bool,
@@ -169,26 +225,10 @@ impl Partition {
         if self.health.is_offline() {
             return Err(AppendError::Offline);
         }
-        let slices = batch::split_batches(records)?;
-        if slices.is_empty() {
-            return Err(BatchError::Invalid("produce request without record batches".into()).into());
-        }
-        let mut headers = Vec::with_capacity(slices.len());
-        let mut at = 0usize;
-        for slice in &slices {
-            if slice.len() > settings.max_message_bytes {
-                return Err(AppendError::MessageTooLarge { size: slice.len(), max: settings.max_message_bytes });
-            }
-            let header = batch::check_framing_and_crc(slice)?;
-            batch::validate_records(slice, &header, settings.compaction.is_some() && !header.is_control())?;
-            if header.is_control() {
-                return Err(BatchError::Invalid("clients cannot produce control batches".into()).into());
-            }
-            if header.is_transactional() && !txn_verified {
-                return Err(AppendError::NotInTransaction);
-            }
-            headers.push((header, at));
-            at += slice.len();
+        let records = &checked.records;
+        let mut headers = checked.headers.clone();
+        if !txn_verified && headers.iter().any(|(h, _)| h.is_transactional()) {
+            return Err(AppendError::NotInTransaction);
         }
         let mut bytes = records.to_vec();
         let message_count: u64 = headers.iter().map(|(h, _)| h.records_count as u64).sum();

@@ -3,15 +3,19 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use super::{append_error_code, code, text, NONE};
+use crate::broker::BrokerState;
 use crate::coordinator::txn::Verification;
 use crate::producer_state::ProducerStateError;
 use crate::server::dispatch::{RequestContext, Response};
 use crate::storage::batch::BatchError;
+use crate::storage::partition::{AppendSettings, CheckedBatches};
 use crate::storage::{AppendError, Partition};
 
 /// A partition's answer, with what is still needed to complete it.
@@ -31,6 +35,49 @@ fn partition_error(index: i32, error: i16, message: Option<String>) -> Pending {
             .with_log_start_offset(-1)
             .with_error_message(message.map(text)),
         flush: None,
+    }
+}
+
+/// The stateless checks of a partition's batches ([`CheckedBatches`]). Compressed batches are
+/// checked on a blocking thread, at most `decompression_threads` at a time, so that
+/// decompressing (up to `max_decompressed_batch_bytes` per batch) never stalls the async
+/// workers that serve every other client.
+async fn check(state: &BrokerState, records: Bytes, settings: &AppendSettings) -> Result<CheckedBatches, AppendError> {
+    let limit = state.config.max_decompressed_batch_bytes;
+    if !CheckedBatches::any_compressed(&records) {
+        return CheckedBatches::check(records, settings, limit);
+    }
+    let permit = Arc::clone(&state.decompression).acquire_owned().await.expect("the semaphore is never closed");
+    let settings = *settings;
+    tokio::task::spawn_blocking(move || {
+        let checked = CheckedBatches::check(records, &settings, limit);
+        drop(permit);
+        checked
+    })
+    .await
+    .unwrap_or_else(|e| Err(AppendError::Batch(BatchError::Invalid(format!("the batch check failed: {e}")))))
+}
+
+/// A partition's answer to batches that were refused.
+fn refused(index: i32, name: &str, error: AppendError) -> Pending {
+    match error {
+        AppendError::Batch(BatchError::MissingKey { records }) => {
+            // Kafka's LogValidator.validateKey: every keyless record is named in
+            // record_errors (v8+), so that clients fail only those records.
+            let message = format!("Compacted topic cannot accept message without key in topic partition {name}-{index}.");
+            let mut pending = partition_error(index, code(ResponseError::InvalidRecord), Some(message.clone()));
+            pending.response.record_errors = records
+                .into_iter()
+                .map(|i| {
+                    BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(Some(text(message.clone())))
+                })
+                .collect();
+            pending
+        }
+        error => {
+            tracing::debug!(topic = %name, partition = index, %error, "produce refused");
+            partition_error(index, append_error_code(&error), Some(error.to_string()))
+        }
     }
 }
 
@@ -63,20 +110,27 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 partitions.push(partition_error(index, code(ResponseError::InvalidRecord), Some("no records".into())));
                 continue;
             };
+            let checked = match check(state, records.clone(), settings).await {
+                Ok(checked) => checked,
+                Err(error) => {
+                    partitions.push(refused(index, &name, error));
+                    continue;
+                }
+            };
             let first = crate::storage::batch::BatchHeader::parse(&records).ok();
             let appended = match first {
                 Some(h) if h.is_transactional() && h.has_producer_id() => {
                     state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verification| match verification {
-                        Verification::Added => partition.append(&records, settings, now, true),
+                        Verification::Added => partition.append_checked(&checked, settings, now, true),
                         Verification::StaleEpoch => Err(AppendError::ProducerState(ProducerStateError::InvalidProducerEpoch {
                             producer_id: h.producer_id,
                             epoch: h.producer_epoch,
                             current: h.producer_epoch.saturating_add(1),
                         })),
-                        Verification::NotAdded => partition.append(&records, settings, now, false),
+                        Verification::NotAdded => partition.append_checked(&checked, settings, now, false),
                     })
                 }
-                _ => partition.append(&records, settings, now, false),
+                _ => partition.append_checked(&checked, settings, now, false),
             };
             match appended {
                 Ok(info) => {
@@ -96,25 +150,7 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                         if ctx.version >= 11 { code(ResponseError::TransactionAbortable) } else { code(ResponseError::InvalidTxnState) };
                     partitions.push(partition_error(index, error, Some(AppendError::NotInTransaction.to_string())));
                 }
-                Err(AppendError::Batch(BatchError::MissingKey { records })) => {
-                    // Kafka's LogValidator.validateKey: every keyless record is named in
-                    // record_errors (v8+), so that clients fail only those records.
-                    let message = format!("Compacted topic cannot accept message without key in topic partition {name}-{index}.");
-                    let mut pending = partition_error(index, code(ResponseError::InvalidRecord), Some(message.clone()));
-                    pending.response.record_errors = records
-                        .into_iter()
-                        .map(|i| {
-                            BatchIndexAndErrorMessage::default()
-                                .with_batch_index(i)
-                                .with_batch_index_error_message(Some(text(message.clone())))
-                        })
-                        .collect();
-                    partitions.push(pending);
-                }
-                Err(error) => {
-                    tracing::debug!(topic = %name, partition = index, %error, "produce refused");
-                    partitions.push(partition_error(index, append_error_code(&error), Some(error.to_string())));
-                }
+                Err(error) => partitions.push(refused(index, &name, error)),
             }
         }
         topics.push((topic_data.name, partitions));
