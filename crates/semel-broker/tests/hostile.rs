@@ -198,11 +198,11 @@ fn compressed_batch(codec: i16, payload: &[u8]) -> Vec<u8> {
     batch
 }
 
-async fn produce_raw(client: &mut RawClient, topic: &'static str, records: Vec<u8>) -> i16 {
+async fn produce_raw(client: &mut RawClient, topic: &str, records: Vec<u8>) -> i16 {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
     let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_static_str(topic)))
+        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
         .with_partition_data(vec![PartitionProduceData::default().with_index(0).with_records(Some(Bytes::from(records)))])]);
     let response: ProduceResponse = client.call(ApiKey::Produce, 9, &request).await;
     response.responses[0].partition_responses[0].error_code
@@ -254,4 +254,37 @@ async fn decompression_bombs_stop_at_the_limit() {
     record[0] = ((record.len() - 1) * 2) as u8;
     fine.write_all(&record).expect("gzip");
     assert_eq!(produce_raw(&mut client, "bombs", compressed_batch(1, &fine.finish().expect("gzip"))).await, 0);
+}
+
+/// The coordinators' internal logs are not client topics: creating one is refused
+/// (INVALID_REQUEST), producing to one too (INVALID_TOPIC_EXCEPTION, as Kafka's
+/// ReplicaManager answers), and Metadata does not auto-create one.
+#[tokio::test]
+async fn internal_topic_names_are_refused() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, TopicName};
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let broker = TestBroker::start().await;
+    let mut client = RawClient::connect(&broker.bootstrap()).await;
+    for name in ["__consumer_offsets", "__transaction_state"] {
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1);
+        let created: CreateTopicsResponse =
+            client.call(ApiKey::CreateTopics, 7, &CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000)).await;
+        assert_eq!(created.topics[0].error_code, 42, "{name}: INVALID_REQUEST");
+        let metadata: MetadataResponse = client
+            .call(
+                ApiKey::Metadata,
+                12,
+                &MetadataRequest::default()
+                    .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str(name))))]))
+                    .with_allow_auto_topic_creation(true),
+            )
+            .await;
+        assert_eq!(metadata.topics[0].error_code, 3, "{name}: not auto-created");
+        assert_eq!(produce_raw(&mut client, name, compressed_batch(0, &[0x0e, 0x00, 0x00, 0x00, 0x01, 0x02, b'x', 0x00])).await, 17);
+    }
 }

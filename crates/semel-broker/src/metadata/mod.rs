@@ -74,6 +74,8 @@ pub enum MetadataError {
     UnknownTopic(String),
     #[error("invalid topic name: {0}")]
     InvalidTopicName(String),
+    #[error("creation of internal topic {0} is prohibited")]
+    InternalTopic(String),
     #[error("invalid partition count: {0}")]
     InvalidPartitions(String),
     #[error("invalid replication factor: {0}")]
@@ -86,6 +88,16 @@ pub enum MetadataError {
     Io(#[from] std::io::Error),
     #[error("metadata file is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// The names of the broker's internal logs (the group and transaction coordinators' own,
+/// not topics of the metadata): clients can neither create nor produce to topics of these
+/// names, as on Kafka.
+pub const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
+
+/// Whether `name` is one of [`INTERNAL_TOPICS`] (Kafka's `Topic.isInternal`).
+pub fn is_internal_topic(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
 }
 
 /// Checks a topic name the way Kafka's `Topic.validate` does.
@@ -334,6 +346,9 @@ impl Metadata {
     /// step of creation).
     pub fn validate_new_topic(&self, spec: &NewTopic) -> Result<(), MetadataError> {
         validate_topic_name(&spec.name)?;
+        if is_internal_topic(&spec.name) {
+            return Err(MetadataError::InternalTopic(spec.name.clone()));
+        }
         if self.read_inner().topics.contains_key(&spec.name) {
             return Err(MetadataError::TopicAlreadyExists(spec.name.clone()));
         }

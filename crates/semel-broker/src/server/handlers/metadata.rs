@@ -106,7 +106,7 @@ fn lookup_or_create(ctx: &RequestContext, name: &str, allow_auto_create: bool) -
     if let Err(e) = crate::metadata::validate_topic_name(name) {
         return Err(metadata_error_code(&e));
     }
-    if !allow_auto_create {
+    if !allow_auto_create || crate::metadata::is_internal_topic(name) {
         return Err(code(ResponseError::UnknownTopicOrPartition));
     }
     let spec = NewTopic { name: name.to_string(), partitions: ctx.state.config.num_partitions, configs: BTreeMap::new() };

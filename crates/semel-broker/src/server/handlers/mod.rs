@@ -43,6 +43,7 @@ pub(crate) fn metadata_error_code(error: &MetadataError) -> i16 {
         MetadataError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
         MetadataError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
         MetadataError::InvalidTopicName(_) => ResponseError::InvalidTopicException,
+        MetadataError::InternalTopic(_) => ResponseError::InvalidRequest,
         MetadataError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
         MetadataError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
         MetadataError::InvalidConfig(_) => ResponseError::InvalidConfig,

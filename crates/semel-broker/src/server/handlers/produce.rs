@@ -98,6 +98,12 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
                 partitions.push(partition_error(index, code(ResponseError::InvalidRequiredAcks), None));
                 continue;
             }
+            if crate::metadata::is_internal_topic(&name) {
+                // Kafka's ReplicaManager: only the coordinators append to internal topics.
+                let message = format!("Cannot append to internal topic {name}");
+                partitions.push(partition_error(index, code(ResponseError::InvalidTopicException), Some(message)));
+                continue;
+            }
             let (Some(topic), Some(settings)) = (&topic, &settings) else {
                 partitions.push(partition_error(index, code(ResponseError::UnknownTopicOrPartition), None));
                 continue;
