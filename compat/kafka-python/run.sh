@@ -270,10 +270,10 @@ def c_delete_topics():
     res = admin().delete_topics([name])
     errs = [(t.get("name"), t.get("error_code")) for t in res.get("topics", []) if t.get("error_code")]
     expect(not errs, f"delete_topics errors: {errs}")
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and name in admin().list_topics():
         time.sleep(0.2)
-    expect(name not in admin().list_topics(), f"{name} still in list_topics() 15s after delete_topics")
+    expect(name not in admin().list_topics(), f"{name} still in list_topics() 60s after delete_topics")
     return "gone from list_topics()"
 
 
@@ -653,7 +653,8 @@ def c_txn_commit_abort():
                 TXN["open"] = {
                     "end_committed": end_offsets(T_TXN, PARTITIONS, "read_committed"),
                     "end_uncommitted": end_offsets(T_TXN, PARTITIONS, "read_uncommitted"),
-                    "consumed": offsets_values(consume_all(T_TXN, {q: 10 for q in range(PARTITIONS)}, timeout=30,
+                    # bounded well inside the producer's 60 s transaction timeout
+                    "consumed": offsets_values(consume_all(T_TXN, {q: 10 for q in range(PARTITIONS)}, timeout=45,
                                                            isolation_level="read_committed")),
                 }
             if commit:
@@ -735,9 +736,9 @@ def c_txn_fencing():
         # again; a fatal ProducerFencedError ends it. While its epoch bump (InitProducerId) is
         # in flight kafka-python refuses every transactional call with a KafkaError "Invalid
         # transition attempted from state BUMPING_PRODUCER_EPOCH ..." instead of waiting (a
-        # client race): such a call is retried for up to 10 s.
+        # client race): such a call is retried for up to 60 s (a busy machine may take long).
         for op in ("send", "commit_transaction", "abort_transaction", "begin_transaction"):
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 60
             while True:
                 try:
                     if op == "send":
@@ -826,12 +827,13 @@ def c_txn_consume_transform_produce():
                 p.abort_transaction()
                 aborted_records += len(recs)
                 # The last commit's offsets reach the group a moment after commit_transaction
-                # returned (Kafka answers EndTxn before it writes the markers): wait up to 10 s.
-                deadline = time.monotonic() + 10
+                # returned (Kafka answers EndTxn before it writes the markers): wait up to 60 s
+                # (its own deadline: the loop's stays 120 s).
+                wait_until = time.monotonic() + 60
                 while True:
                     committed = {tp: c.committed(tp) for tp in c.assignment()}
                     after_abort = {tp.partition: o for tp, o in committed.items() if o is not None}
-                    if after_abort == last_committed or time.monotonic() > deadline:
+                    if after_abort == last_committed or time.monotonic() > wait_until:
                         break
                     time.sleep(0.1)
                 expect(after_abort == last_committed, f"committed offsets after the abort: {after_abort}, "
@@ -855,7 +857,7 @@ def c_txn_consume_transform_produce():
         have = [r.value for r in got[q]]
         expect(have == want, f"output partition {q} (read_committed): {len(have)} records, "
                              f"{len(have) - len(set(have))} duplicates, expected the {len(want)} transformed inputs in order")
-    deadline = time.monotonic() + 10  # the last commit's markers may still be on their way
+    deadline = time.monotonic() + 60  # the last commit's markers may still be on their way
     while True:
         offs = admin().list_group_offsets(group)[group]
         have = {tp.partition: o.offset for tp, o in offs.items() if tp.topic == t_in}

@@ -16,7 +16,9 @@
 # temporary data dir, creates the topic the programs use (my-topic, 1 partition), then for
 # each language in turn:
 #   - starts its ExactlyOnceConsumer (group transactional-consumer-group, bounded to 1 record
-#     or 60 s) in the background and waits until it owns my-topic-0 with a committed offset
+#     or 300 s: it must outlast its own start, the wait below and the producer's run, JVMs all,
+#     on a busy machine too) in the background and waits until it owns my-topic-0 with a
+#     committed offset
 #     (the seed's consumer keeps auto.offset.reset=latest: the first one has to be positioned
 #     before the record is produced; the later ones start at the group's committed offset),
 #   - runs its ExactlyOnceProducer (transactional id transactional-producer-1, one record
@@ -90,7 +92,7 @@ echo "# kafka-clients $(pom_property kafka.version), Scala $(pom_property scala.
 # WARN and ERROR lines on stderr.
 JVM=(java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn)
 
-check() { timeout -k 5 60 "${JVM[@]}" -cp "$CHECK_CP" semel.seed.SeedCheck "$1" "$BOOTSTRAP" "${@:2}" 2>>"$WORK/check.err"; }
+check() { timeout -k 5 180 "${JVM[@]}" -cp "$CHECK_CP" semel.seed.SeedCheck "$1" "$BOOTSTRAP" "${@:2}" 2>>"$WORK/check.err"; }
 
 # The client's own complaints: stderr lines with ERROR or an exception, at most 4.
 client_errors() { grep -E 'ERROR|Exception|^\s*at ' "$1" | grep -v '^\s*at ' | head -n 4 || true; }
@@ -154,7 +156,7 @@ PREV_PID=-1
 PREV_EPOCH=-1
 COMMITTED=0 # records the producers committed so far
 
-t_consumer_joined() { check await-member "$GROUP" "$TOPIC" 45000; }
+t_consumer_joined() { check await-member "$GROUP" "$TOPIC" 120000; }
 
 t_producer_ran() {
   local lang=$1 rc=0 errs
@@ -216,7 +218,7 @@ for lang in "${LANGS[@]}"; do
   fi
   say "$lang: ExactlyOnceConsumer in the background, then ExactlyOnceProducer"
   # shellcheck disable=SC2046
-  BOOTSTRAP_SERVERS="$BOOTSTRAP" SEED_MAX_RECORDS=1 SEED_MAX_SECONDS=60 timeout -k 5 90 $(program "$lang" consumer) \
+  BOOTSTRAP_SERVERS="$BOOTSTRAP" SEED_MAX_RECORDS=1 SEED_MAX_SECONDS=300 timeout -k 5 330 $(program "$lang" consumer) \
     >"$WORK/$lang-consumer.out" 2>"$WORK/$lang-consumer.err" &
   CONSUMER_PID=$!
   run_check "$lang: $N_JOIN" t_consumer_joined

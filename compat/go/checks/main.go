@@ -923,7 +923,7 @@ func cMoreAdmin() (string, error) {
 }
 
 func cDeleteTopics() (string, error) {
-	ctx, cancel := ctxT(60 * time.Second)
+	ctx, cancel := ctxT(120 * time.Second)
 	defer cancel()
 	topic := topicName("codec-gzip")
 	resp, err := adm.DeleteTopics(ctx, topic)
@@ -933,7 +933,7 @@ func cDeleteTopics() (string, error) {
 	if err := resp.Error(); err != nil {
 		return "", fmt.Errorf("DeleteTopics: %w", err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		listed, err := adm.ListTopics(ctx)
 		if err != nil {
@@ -943,7 +943,7 @@ func cDeleteTopics() (string, error) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return "", fmt.Errorf("%s still listed 20s after DeleteTopics", topic)
+			return "", fmt.Errorf("%s still listed 60s after DeleteTopics", topic)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -680,11 +680,11 @@ public final class JavaCompat {
         }
         // New records: the new owners start at the closed member's committed offsets (100).
         produceEach(T_REB, REB_PARTS, 10, "reb2");
-        long deadline2 = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        long deadline2 = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         while (System.nanoTime() < deadline2 && !consumedTo(rest, 110)) {
             Thread.sleep(100);
         }
-        expect(consumedTo(rest, 110), "not every partition consumed to offset 110 within 30s: "
+        expect(consumedTo(rest, 110), "not every partition consumed to offset 110 within 60s: "
                 + rest.stream().map(w -> w.name + " next=" + new TreeMap<>(w.next)).collect(Collectors.joining(" ")));
         for (Worker w : rest) {
             for (int p : w.owned) {
@@ -1041,7 +1041,7 @@ public final class JavaCompat {
         expect(adminId != null, "topics not created (the create check failed)");
         get(admin.deleteTopics(List.of(T_ADMIN)).all());
         get(admin.deleteTopics(TopicCollection.ofTopicIds(List.of(admin2Id))).all());
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
         Set<String> names;
         do {
             names = get(admin.listTopics().names());
@@ -1050,7 +1050,7 @@ public final class JavaCompat {
             }
             Thread.sleep(200);
         } while (System.nanoTime() < deadline);
-        expect(!names.contains(T_ADMIN) && !names.contains(T_ADMIN2), "still listed 15s after deleteTopics: " + names);
+        expect(!names.contains(T_ADMIN) && !names.contains(T_ADMIN2), "still listed 60s after deleteTopics: " + names);
         String gone = expectError(admin.describeTopics(List.of(T_ADMIN)).allTopicNames(), UnknownTopicOrPartitionException.class,
                 "describeTopics after the delete");
         String again = expectError(admin.deleteTopics(List.of(T_ADMIN)).all(), UnknownTopicOrPartitionException.class,

@@ -65,7 +65,7 @@ import org.apache.kafka.common.errors.TransactionalIdNotFoundException;
  * <li>{@code TxnCompat create-topics BOOTSTRAP NAME:PARTITIONS...} creates topics for run.sh's tool checks;
  * <li>{@code TxnCompat hold BOOTSTRAP TOPIC TRANSACTIONAL_ID STOP_FILE} leaves a transaction open on
  *     partitions 0 and 1 of TOPIC (after 2 non-transactional records on partition 0), prints
- *     {@code OPEN producerId epoch}, and aborts it once STOP_FILE exists (at most 150 s);
+ *     {@code OPEN producerId epoch}, and aborts it once STOP_FILE exists (at most 600 s);
  * <li>{@code TxnCompat lso BOOTSTRAP TOPIC PARTITIONS} prints {@code partition latest last-stable} lines;
  * <li>{@code TxnCompat count BOOTSTRAP TOPIC PARTITIONS} prints and checks the records a read_committed and a
  *     read_uncommitted consumer see (run.sh's transactional perf-test check);
@@ -277,9 +277,9 @@ public final class TxnCompat {
             }
         }
         List<Integer> parts = List.of(0, 1, 2);
-        awaitStable(T_TXN, parts, 10);
-        Map<Integer, List<Rec>> rc = readAll(T_TXN, parts, true, 30);
-        Map<Integer, List<Rec>> ru = readAll(T_TXN, parts, false, 30);
+        awaitStable(T_TXN, parts, 60);
+        Map<Integer, List<Rec>> rc = readAll(T_TXN, parts, true, 60);
+        Map<Integer, List<Rec>> ru = readAll(T_TXN, parts, false, 60);
         Map<Integer, long[]> offs = stableOffsets(T_TXN, parts);
         for (int part : parts) {
             expect(values(rc.get(part)).equals(committed.get(part)), "read_committed, partition " + part + ": " + rc.get(part).size()
@@ -339,7 +339,7 @@ public final class TxnCompat {
                 u.assign(List.of(tp0));
                 u.seek(tp0, start);
                 List<Rec> got = new ArrayList<>();
-                long d = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+                long d = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
                 while (got.size() < 10 && System.nanoTime() < d) {
                     u.poll(Duration.ofMillis(200)).forEach(r -> got.add(new Rec(r.offset(), r.value())));
                 }
@@ -348,12 +348,12 @@ public final class TxnCompat {
             expect(values(ru.get(0)).equals(open), "read_uncommitted during the transaction: " + ru.get(0) + ", expected the 10 open records");
             p.commitTransaction();
             List<String> got = new ArrayList<>();
-            long d = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
+            long d = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             while (got.size() < 10 && System.nanoTime() < d) {
                 rc.poll(Duration.ofMillis(200)).forEach(r -> got.add(r.value()));
             }
             expect(got.equals(open), "read_committed after the commit: " + got + ", expected the 10 records");
-            Map<Integer, long[]> after = awaitStable(T_TXN, List.of(0), 10);
+            Map<Integer, long[]> after = awaitStable(T_TXN, List.of(0), 60);
             expect(after.get(0)[1] == after.get(0)[0] && after.get(0)[0] == start + 11, "after the commit: " + show(after));
         }
         return "open transaction of 10 records: listOffsets latest " + (start + 10) + ", READ_COMMITTED " + start
@@ -399,8 +399,8 @@ public final class TxnCompat {
                 p2.close(Duration.ofSeconds(5));
             }
         }
-        awaitStable(T_TXN, List.of(1), 10);
-        Map<Integer, List<Rec>> rc = readAll(T_TXN, List.of(1), true, 30);
+        awaitStable(T_TXN, List.of(1), 60);
+        Map<Integer, List<Rec>> rc = readAll(T_TXN, List.of(1), true, 60);
         List<String> after = values(rc.get(1)).stream().filter(v -> !v.startsWith("commit-")).collect(Collectors.toList());
         expect(after.equals(kept), "read_committed on " + tp1 + " after the fencing: " + after + ", expected only the second producer's 5 committed records");
         TransactionDescription d = describeTxn(tid);
@@ -459,7 +459,7 @@ public final class TxnCompat {
                 KafkaProducer<String, String> p = txnProducer("jv-ctp", Map.of())) {
             p.initTransactions();
             c.subscribe(List.of(T_CTP_IN));
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
             int consumed = 0;
             boolean abortedOne = false;
             while (System.nanoTime() < deadline) {
@@ -530,22 +530,22 @@ public final class TxnCompat {
                 // (UNSTABLE_OFFSET_COMMIT with require_stable); wait for the committed offsets.
                 Map<Integer, Long> want = new TreeMap<>();
                 offsets.forEach((tp, o) -> want.put(tp.partition(), o.offset()));
-                long d = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+                long d = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
                 Map<Integer, Long> now = groupOffsets(G_CTP, T_CTP_IN, true);
                 while (!now.entrySet().containsAll(want.entrySet()) && System.nanoTime() < d) {
                     Thread.sleep(50);
                     now = groupOffsets(G_CTP, T_CTP_IN, true);
                 }
-                expect(now.entrySet().containsAll(want.entrySet()), "10s after the commit, group offsets " + now + ", expected " + want);
+                expect(now.entrySet().containsAll(want.entrySet()), "60s after the commit, group offsets " + now + ", expected " + want);
                 consumed += rs.count();
             }
         }
         Map<Integer, Long> committed = groupOffsets(G_CTP, T_CTP_IN, true);
         expect(committed.equals(Map.of(0, (long) CTP_PER_PART, 1, (long) CTP_PER_PART)), "final group offsets " + committed
                 + ", expected " + CTP_PER_PART + " on both partitions");
-        awaitStable(T_CTP_OUT, List.of(0, 1), 10);
-        Map<Integer, List<Rec>> out = readAll(T_CTP_OUT, List.of(0, 1), true, 30);
-        Map<Integer, List<Rec>> outAll = readAll(T_CTP_OUT, List.of(0, 1), false, 30);
+        awaitStable(T_CTP_OUT, List.of(0, 1), 60);
+        Map<Integer, List<Rec>> out = readAll(T_CTP_OUT, List.of(0, 1), true, 60);
+        Map<Integer, List<Rec>> outAll = readAll(T_CTP_OUT, List.of(0, 1), false, 60);
         for (int part = 0; part < 2; part++) {
             List<String> want = input.get(part).stream().map(v -> "out-" + v).collect(Collectors.toList());
             expect(values(out.get(part)).equals(want), "read_committed output partition " + part + ": " + out.get(part).size() + " records "
@@ -561,12 +561,16 @@ public final class TxnCompat {
 
     // ---------------------------------------------------------------- 4. timeout
 
+    // 20 s, not less: what is checked while the transaction is open (with a new producer) must be done
+    // before it times out, also on a busy machine.
+    static final int T4_TIMEOUT_MS = 20000;
+
     static String t4Timeout() throws Exception {
         String topic = "jv-txn-timeout";
         String tid = "jv-txn-timeout";
         createTopic(topic, 1);
         TopicPartition tp = new TopicPartition(topic, 0);
-        KafkaProducer<String, String> p = txnProducer(tid, Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "3000"));
+        KafkaProducer<String, String> p = txnProducer(tid, Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, String.valueOf(T4_TIMEOUT_MS)));
         String failed;
         double abortedAfter;
         List<String> later;
@@ -574,9 +578,12 @@ public final class TxnCompat {
         try (KafkaConsumer<String, String> rc = reader("jv-txn-timeout-rc", true)) {
             p.initTransactions();
             p.beginTransaction();
+            // Before the first record: the coordinator starts the transaction's clock after this, so
+            // the transaction is open for at least T4_TIMEOUT_MS from t0 on.
+            long t0 = System.nanoTime();
+            long surelyOpen = TimeUnit.MILLISECONDS.toNanos(T4_TIMEOUT_MS - 500);
             sendAll(p, topic, 0, "timed-out", 5);
             p.flush();
-            long t0 = System.nanoTime();
             epochBefore = describeTxn(tid).producerEpoch();
             try (KafkaProducer<String, String> other = JavaCompat.producer("jv-txn-timeout-plain", Map.of())) {
                 later = sendAll(other, topic, 0, "later", 10);
@@ -585,31 +592,32 @@ public final class TxnCompat {
             rc.assign(List.of(tp));
             rc.seekToBeginning(List.of(tp));
             ConsumerRecords<String, String> early = rc.poll(Duration.ofMillis(300));
-            expect(early.isEmpty() || System.nanoTime() - t0 > TimeUnit.MILLISECONDS.toNanos(2500),
+            expect(early.isEmpty() || System.nanoTime() - t0 > surelyOpen,
                     "a read_committed consumer got " + early.count() + " records while the transaction was open");
             Map<Integer, long[]> offs = stableOffsets(topic, List.of(0));
-            boolean stillOpen = System.nanoTime() - t0 < TimeUnit.MILLISECONDS.toNanos(2500);
+            boolean stillOpen = System.nanoTime() - t0 < surelyOpen;
             expect(!stillOpen || offs.get(0)[1] == 0, "while the transaction is open: " + show(offs) + ", expected stable 0");
             // The broker aborts it after transaction.timeout.ms (+ its check interval): the LSO moves.
             List<String> got = new ArrayList<>();
-            long deadline = t0 + TimeUnit.SECONDS.toNanos(20);
+            long deadline = t0 + TimeUnit.MILLISECONDS.toNanos(T4_TIMEOUT_MS) + TimeUnit.SECONDS.toNanos(60);
             while (got.size() < later.size() && System.nanoTime() < deadline) {
                 rc.poll(Duration.ofMillis(100)).forEach(r -> got.add(r.value()));
             }
             abortedAfter = (System.nanoTime() - t0) / 1e9;
-            expect(got.equals(later), "a read_committed consumer got " + got + " within 20s, expected the 10 later non-transactional records"
-                    + " once the broker aborted the transaction (stable offsets " + show(stableOffsets(topic, List.of(0))) + ")");
-            expect(abortedAfter > 2.5, String.format("the transaction was aborted %.1fs after it began, before its 3000 ms timeout", abortedAfter));
+            expect(got.equals(later), "a read_committed consumer got " + got + " within " + (T4_TIMEOUT_MS / 1000 + 60) + "s, expected the 10 later"
+                    + " non-transactional records once the broker aborted the transaction (stable offsets " + show(stableOffsets(topic, List.of(0))) + ")");
+            expect(abortedAfter * 1e9 > surelyOpen, String.format("the transaction was aborted %.1fs after it began, before its %d ms timeout",
+                    abortedAfter, T4_TIMEOUT_MS));
             failed = expectFenced("commitTransaction after the broker aborted the transaction", p::commitTransaction);
         } finally {
             p.close(Duration.ofSeconds(5));
         }
-        TransactionDescription d = awaitTxnState(tid, TransactionState.COMPLETE_ABORT, 10);
+        TransactionDescription d = awaitTxnState(tid, TransactionState.COMPLETE_ABORT, 60);
         expect(d.state() == TransactionState.COMPLETE_ABORT && d.producerEpoch() > epochBefore,
                 "describeTransactions after the timeout: " + d + ", expected CompleteAbort with an epoch above " + epochBefore);
         Map<Integer, long[]> offs = stableOffsets(topic, List.of(0));
         expect(offs.get(0)[0] == offs.get(0)[1], "after the abort: " + show(offs));
-        return String.format("transaction.timeout.ms=3000, 5 records, then idle: a read_committed consumer blocked at the LSO got the 10 later"
+        return String.format("transaction.timeout.ms=" + T4_TIMEOUT_MS + ", 5 records, then idle: a read_committed consumer blocked at the LSO got the 10 later"
                 + " records %.1fs after begin (not the 5); commitTransaction -> %s; state %s, epoch %d -> %d", abortedAfter, failed,
                 d.state(), epochBefore, d.producerEpoch());
     }
@@ -635,6 +643,7 @@ public final class TxnCompat {
             sendAll(p, topic, 0, "hanging", 4);
             sendAll(p, topic, 1, "hanging", 4);
             p.flush();
+            long flushed = System.currentTimeMillis();
             Thread.sleep(1200);
 
             // listTransactions: all, by state, by producer id, by duration (ListTransactions v1).
@@ -660,8 +669,12 @@ public final class TxnCompat {
             TransactionDescription d = describeTxn(tid);
             expect(d.state() == TransactionState.ONGOING && d.producerId() == pid && d.transactionTimeoutMs() == 60000
                     && d.coordinatorId() == node && d.topicPartitions().equals(Set.of(tp0, tp1)), "describeTransactions(" + tid + "): " + d);
-            expect(d.transactionStartTimeMs().isPresent() && Math.abs(d.transactionStartTimeMs().getAsLong() - began) < 5000,
-                    "describeTransactions start time " + d.transactionStartTimeMs() + ", the transaction began at " + began);
+            // The coordinator's clock started between the beginTransaction() and the end of the flush
+            // (1 s either side for the clocks' granularity), however long the sends took.
+            expect(d.transactionStartTimeMs().isPresent() && d.transactionStartTimeMs().getAsLong() >= began - 1000
+                    && d.transactionStartTimeMs().getAsLong() <= flushed + 1000,
+                    "describeTransactions start time " + d.transactionStartTimeMs() + ", the transaction began at " + began
+                    + " (its records flushed at " + flushed + ")");
             String unknown;
             try {
                 describeTxn("jv-no-such-txn");
@@ -694,17 +707,17 @@ public final class TxnCompat {
                     "after abortTransaction on " + tp0 + ": " + show(after) + ", expected partition 0 stable = latest = 8, partition 1 still 0");
             ProducerState s0After = producers(tp0).stream().filter(s -> s.producerId() == pid).findFirst().orElse(null);
             expect(s0After != null && s0After.currentTransactionStartOffset().isEmpty(), "describeProducers after the abort: " + s0After);
-            List<String> seen = values(readAll(topic, List.of(0), true, 20).get(0));
+            List<String> seen = values(readAll(topic, List.of(0), true, 60).get(0));
             expect(seen.equals(List.of("before-0-0", "before-0-1", "before-0-2")), "read_committed on " + tp0 + " after the abort: " + seen);
             detail.append("abortTransaction(").append(tp0).append(") -> stable offsets ").append(show(before)).append(" -> ").append(show(after))
                     .append(", read_committed sees only the 3 earlier records; ");
 
             // The producer aborts its transaction (partition 1 is released too).
             p.abortTransaction();
-            Map<Integer, long[]> end = awaitStable(topic, List.of(0, 1), 10);
+            Map<Integer, long[]> end = awaitStable(topic, List.of(0, 1), 60);
             expect(end.get(1)[1] == end.get(1)[0], "after the producer's abortTransaction: " + show(end));
-            TransactionState state = awaitTxnState(tid, TransactionState.COMPLETE_ABORT, 10).state();
-            expect(state == TransactionState.COMPLETE_ABORT, "state 10s after the producer's abort: " + state);
+            TransactionState state = awaitTxnState(tid, TransactionState.COMPLETE_ABORT, 60).state();
+            expect(state == TransactionState.COMPLETE_ABORT, "state 60s after the producer's abort: " + state);
             detail.append("then the producer's abortTransaction: ").append(show(end));
         }
         return detail.toString();
@@ -733,7 +746,8 @@ public final class TxnCompat {
             sendAll(plain, topic, 0, "plain", 2);
             plain.flush();
         }
-        try (KafkaProducer<String, String> p = txnProducer(tid, Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "120000"))) {
+        // The transaction stays open while run.sh's tool checks (a JVM each) run: 10 minutes, for a busy machine.
+        try (KafkaProducer<String, String> p = txnProducer(tid, Map.of(ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "600000"))) {
             p.initTransactions();
             p.beginTransaction();
             sendAll(p, topic, 0, "open", 3);
@@ -742,7 +756,7 @@ public final class TxnCompat {
             TransactionDescription d = describeTxn(tid);
             System.out.println("OPEN " + d.producerId() + " " + d.producerEpoch());
             System.out.flush();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(150);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(600);
             while (!Files.exists(stop) && System.nanoTime() < deadline) {
                 Thread.sleep(100);
             }
@@ -771,7 +785,7 @@ public final class TxnCompat {
         for (int p = 0; p < parts; p++) {
             ps.add(p);
         }
-        awaitStable(topic, ps, 10);
+        awaitStable(topic, ps, 60);
         Map<Integer, List<Rec>> rc = readAll(topic, ps, true, 60);
         Map<Integer, List<Rec>> ru = readAll(topic, ps, false, 60);
         Map<Integer, long[]> offs = stableOffsets(topic, ps);
@@ -805,7 +819,7 @@ public final class TxnCompat {
         if (pids.size() != 1 || pids.iterator().next() < 0) {
             bad.add("input batches carry producer ids " + pids + ", expected one (idempotent producer)");
         }
-        awaitStable(out, ps, 10);
+        awaitStable(out, ps, 60);
         Map<Integer, List<Rec>> input = readAll(in, ps, false, 60);
         Map<Integer, List<Rec>> output = readAll(out, ps, true, 60);
         Map<Integer, List<Rec>> outputAll = readAll(out, ps, false, 60);
@@ -889,7 +903,7 @@ public final class TxnCompat {
                     check("fencing: a second producer with the same transactional.id, then Admin.fenceProducers", TxnCompat::t2Fencing);
                     check("consume-transform-produce: sendOffsetsToTransaction(offsets, groupMetadata()) commits offsets and output atomically",
                             TxnCompat::t3ConsumeTransformProduce);
-                    check("transaction.timeout.ms=3000: the broker aborts the idle transaction, read_committed moves on, commitTransaction fails",
+                    check("transaction.timeout.ms=" + T4_TIMEOUT_MS + ": the broker aborts the idle transaction, read_committed moves on, commitTransaction fails",
                             TxnCompat::t4Timeout);
                     check("admin listTransactions / describeTransactions / describeProducers on an open transaction, abortTransaction releases"
                             + " the LSO", TxnCompat::t5Admin);

@@ -47,7 +47,7 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * </pre>
  */
 public final class SeedCheck {
-    private static final Duration READ_TIMEOUT = Duration.ofSeconds(15);
+    private static final Duration READ_TIMEOUT = Duration.ofSeconds(60);
 
     private SeedCheck() {}
 
