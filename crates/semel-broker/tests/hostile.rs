@@ -116,17 +116,9 @@ async fn the_18_byte_metadata_request_closes_only_its_connection() {
     assert_eq!(answer.error_code, 0);
 }
 
-/// A record whose value length runs past the record, in a batch whose CRC is right: refused
-/// with INVALID_RECORD (as Kafka's `DefaultRecord.readFrom`), and nothing is stored.
-#[tokio::test]
-async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+/// An uncompressed batch of one keyless record with `value`, as a client encodes it.
+fn one_record_batch(value: &'static [u8]) -> Vec<u8> {
     use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-
-    let _serial = ONE_AT_A_TIME.lock().await;
-    let broker = TestBroker::start().await;
-    common::create_topic(&broker.bootstrap(), "poison", 1, &[]).await;
     let record = Record {
         transactional: false,
         control: false,
@@ -139,14 +131,28 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
         sequence: -1,
         timestamp: 1_000,
         key: None,
-        value: Some(Bytes::from_static(b"one")),
+        value: Some(Bytes::from_static(value)),
         headers: Default::default(),
     };
-    let mut good = BytesMut::new();
-    RecordBatchEncoder::encode(&mut good, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(&mut batch, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+    batch.to_vec()
+}
+
+/// A record whose value length runs past the record, in a batch whose CRC is right: refused
+/// with INVALID_RECORD (as Kafka's `DefaultRecord.readFrom`), and nothing is stored.
+#[tokio::test]
+async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let broker = TestBroker::start().await;
+    common::create_topic(&broker.bootstrap(), "poison", 1, &[]).await;
+    let good = one_record_batch(b"one");
     // The record after the 61-byte header: length, attributes, timestamp delta, offset delta,
     // key length (-1), value length (3, zig-zag 6): claim 63 instead, and fix the CRC.
-    let mut poison = good.to_vec();
+    let mut poison = good.clone();
     assert_eq!(poison[66], 0x06, "the value length's byte");
     poison[66] = 0x7e;
     let crc = crc32c::crc32c(&poison[21..]);
@@ -161,7 +167,7 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
     let refused: ProduceResponse = client.call(ApiKey::Produce, 9, &produce(poison)).await;
     let partition = &refused.responses[0].partition_responses[0];
     assert_eq!(partition.error_code, 87, "INVALID_RECORD: {:?}", partition.error_message);
-    let accepted: ProduceResponse = client.call(ApiKey::Produce, 9, &produce(good.to_vec())).await;
+    let accepted: ProduceResponse = client.call(ApiKey::Produce, 9, &produce(good)).await;
     let partition = &accepted.responses[0].partition_responses[0];
     assert_eq!((partition.error_code, partition.base_offset), (0, 0), "the refused batch took no offset");
 }
@@ -169,24 +175,7 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
 /// A batch whose records are `payload` compressed with `codec` (attributes bits 0-2), with a
 /// right CRC, claiming one record.
 fn compressed_batch(codec: i16, payload: &[u8]) -> Vec<u8> {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: None,
-        value: Some(Bytes::from_static(b"x")),
-        headers: Default::default(),
-    };
-    let mut plain = BytesMut::new();
-    RecordBatchEncoder::encode(&mut plain, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
+    let plain = one_record_batch(b"x");
     let mut batch = plain[..61].to_vec();
     batch.extend_from_slice(payload);
     let length = (batch.len() - 12) as i32;

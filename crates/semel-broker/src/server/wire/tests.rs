@@ -30,17 +30,28 @@ fn bodies<R: Encodable>(key: ApiKey, request: &R) -> Vec<(i16, Bytes)> {
     versions_of(key).filter_map(|v| encode(request, v).map(|b| (v, b))).collect()
 }
 
-/// Calls `$f(key, bodies)` for the default request of every API dispatch decodes.
-macro_rules! every_default {
-    ($f:expr; $($api:ident => $request:ty),* $(,)?) => {{
-        let mut keys = Vec::new();
-        $( $f(ApiKey::$api, bodies(ApiKey::$api, &<$request>::default())); keys.push(ApiKey::$api); )*
-        keys
-    }};
+/// For every API dispatch decodes: `each_default` calls `f(key, bodies)` with its default
+/// request encoded in every version, and `decode_any` decodes a body of it.
+macro_rules! requests {
+    ($($api:ident => $request:ty),* $(,)?) => {
+        fn each_default(mut f: impl FnMut(ApiKey, Vec<(i16, Bytes)>)) -> Vec<ApiKey> {
+            let mut keys = Vec::new();
+            $( f(ApiKey::$api, bodies(ApiKey::$api, &<$request>::default())); keys.push(ApiKey::$api); )*
+            keys
+        }
+
+        /// Decodes a body that passed the check (the result does not matter, only that it
+        /// returns).
+        fn decode_any(key: ApiKey, version: i16, mut body: Bytes) {
+            match key {
+                $(ApiKey::$api => { let _ = <$request>::decode(&mut body, version); })*
+                other => panic!("{other:?}: not decoded here"),
+            }
+        }
+    };
 }
 
-fn each_default(mut f: impl FnMut(ApiKey, Vec<(i16, Bytes)>)) -> Vec<ApiKey> {
-    every_default! { f;
+requests! {
         ApiVersions => ApiVersionsRequest, Metadata => MetadataRequest, Produce => ProduceRequest,
         Fetch => FetchRequest, ListOffsets => ListOffsetsRequest, OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
         CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest, CreatePartitions => CreatePartitionsRequest,
@@ -54,7 +65,6 @@ fn each_default(mut f: impl FnMut(ApiKey, Vec<(i16, Bytes)>)) -> Vec<ApiKey> {
         TxnOffsetCommit => TxnOffsetCommitRequest, DescribeProducers => DescribeProducersRequest,
         DescribeTransactions => DescribeTransactionsRequest, ListTransactions => ListTransactionsRequest,
         WriteTxnMarkers => WriteTxnMarkersRequest,
-    }
 }
 
 /// Requests with arrays, nested structs, nulls and tagged fields (known and unknown), at
@@ -239,33 +249,6 @@ fn hostile_counts_and_lengths_are_refused_before_decoding() {
         }
     }
     assert!(refused > mutated / 4, "{refused} of {mutated} mutated requests refused");
-}
-
-/// Decodes a body that passed the check (the result does not matter, only that it returns).
-fn decode_any(key: ApiKey, version: i16, mut body: Bytes) {
-    macro_rules! decode {
-        ($($api:ident => $request:ty),* $(,)?) => {
-            match key {
-                $(ApiKey::$api => { let _ = <$request>::decode(&mut body, version); })*
-                other => panic!("{other:?}: not decoded here"),
-            }
-        };
-    }
-    decode! {
-        ApiVersions => ApiVersionsRequest, Metadata => MetadataRequest, Produce => ProduceRequest,
-        Fetch => FetchRequest, ListOffsets => ListOffsetsRequest, OffsetForLeaderEpoch => OffsetForLeaderEpochRequest,
-        CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest, CreatePartitions => CreatePartitionsRequest,
-        DeleteRecords => DeleteRecordsRequest, DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
-        IncrementalAlterConfigs => IncrementalAlterConfigsRequest, DescribeCluster => DescribeClusterRequest,
-        FindCoordinator => FindCoordinatorRequest, InitProducerId => InitProducerIdRequest, JoinGroup => JoinGroupRequest,
-        SyncGroup => SyncGroupRequest, Heartbeat => HeartbeatRequest, LeaveGroup => LeaveGroupRequest,
-        OffsetCommit => OffsetCommitRequest, OffsetFetch => OffsetFetchRequest, DescribeGroups => DescribeGroupsRequest,
-        ListGroups => ListGroupsRequest, DeleteGroups => DeleteGroupsRequest, OffsetDelete => OffsetDeleteRequest,
-        AddPartitionsToTxn => AddPartitionsToTxnRequest, AddOffsetsToTxn => AddOffsetsToTxnRequest, EndTxn => EndTxnRequest,
-        TxnOffsetCommit => TxnOffsetCommitRequest, DescribeProducers => DescribeProducersRequest,
-        DescribeTransactions => DescribeTransactionsRequest, ListTransactions => ListTransactionsRequest,
-        WriteTxnMarkers => WriteTxnMarkersRequest,
-    }
 }
 
 #[test]
