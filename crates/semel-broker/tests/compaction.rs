@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{config_for, create_topic, init_logging, producer, TestBroker};
+use common::{admin, config_for, create_topic, init_logging, producer, wait_until, TestBroker};
+use rdkafka::admin::{AdminOptions, AlterConfig, ResourceSpecifier};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -34,14 +35,6 @@ fn log_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn broker_config(dir: &Path) -> semel_broker::BrokerConfig {
     let mut config = config_for(dir);
     config.cleaner.backoff_ms = 100;
@@ -59,7 +52,10 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
     let topic = "table";
     let configs =
         [("cleanup.policy", "compact"), ("segment.bytes", "65536"), ("min.cleanable.dirty.ratio", "0.01"), ("delete.retention.ms", "100")];
-    create_topic(&bootstrap, topic, 2, &configs).await;
+    // Nothing is cleanable (a compaction lag of an hour) until everything is written and
+    // measured below: the cleaner would otherwise clean as the records come in, as far as the
+    // machine's speed lets it, and `written` would not be the size before cleaning.
+    create_topic(&bootstrap, topic, 2, &[&configs[..], &[("min.compaction.lag.ms", "3600000")]].concat()).await;
 
     const KEYS: usize = 200;
     const WRITES: usize = 20_000;
@@ -92,6 +88,14 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
 
     let dirs: Vec<_> = (0..2).map(|p| broker.dir.join(format!("{topic}-{p}"))).collect();
     let written: u64 = dirs.iter().map(|d| log_bytes(d)).sum();
+    // AlterConfigs replaces the topic's overrides: without the lag, the log is cleanable.
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic(topic));
+    for (k, v) in configs {
+        alter = alter.set(k, v);
+    }
+    for result in admin(&bootstrap).alter_configs([&alter], &AdminOptions::new()).await.expect("alter_configs") {
+        result.expect("lag removed");
+    }
     // The cleaner never touches the active segment (up to 64 KiB per partition here).
     wait_until("the cleaner to compact the topic", Duration::from_secs(60), || {
         dirs.iter().map(|d| log_bytes(d)).sum::<u64>() < written / 4
@@ -113,7 +117,7 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
         let mut ends = BTreeMap::new();
         for partition in 0..2 {
             tpl.add_partition_offset(topic, partition, Offset::Beginning).expect("tpl");
-            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)).expect("watermarks");
+            let (_, high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(60)).expect("watermarks");
             ends.insert(partition, high);
         }
         consumer.assign(&tpl).expect("assign");
@@ -185,7 +189,7 @@ async fn the_offsets_log_is_compacted_and_commits_survive_a_restart() {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition("in", 0);
     tpl.add_partition("in", 1);
-    let committed = consumer.committed_offsets(tpl, Duration::from_secs(10)).expect("committed offsets");
+    let committed = consumer.committed_offsets(tpl, Duration::from_secs(60)).expect("committed offsets");
     let got: Vec<Offset> = committed.elements().iter().map(|e| e.offset()).collect();
     assert_eq!(got, vec![Offset::Offset(COMMITS), Offset::Offset(COMMITS - 1)], "the last commit of each partition");
     assert!(dir_bytes(&offsets_dir) > 0);

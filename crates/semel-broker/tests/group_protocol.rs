@@ -9,6 +9,10 @@ use common::{config_for, TestBroker};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+/// Session and rebalance timeout of members that must not expire during a test: far longer than
+/// any test step, however slow the machine.
+const SESSION_MS: i32 = 60_000;
+
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
 }
@@ -25,7 +29,7 @@ fn join(group: &str, member: &str, instance: Option<&str>, session_ms: i32) -> J
     JoinGroupRequest::default()
         .with_group_id(GroupId(s(group)))
         .with_session_timeout_ms(session_ms)
-        .with_rebalance_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(SESSION_MS)
         .with_member_id(s(member))
         .with_group_instance_id(instance.map(s))
         .with_protocol_type(s("consumer"))
@@ -75,11 +79,11 @@ async fn state_of(client: &mut RawClient, group: &str) -> String {
 
 /// Joins as a new dynamic member (with the MEMBER_ID_REQUIRED round trip) and syncs as leader.
 async fn join_and_sync(client: &mut RawClient, group: &str) -> (String, i32) {
-    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(group, "", None, 10_000)).await;
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(group, "", None, SESSION_MS)).await;
     assert_eq!(first.error_code, 79, "MEMBER_ID_REQUIRED");
     let member = first.member_id.to_string();
     assert!(!member.is_empty());
-    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(group, &member, None, 10_000)).await;
+    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join(group, &member, None, SESSION_MS)).await;
     assert_eq!(joined.error_code, 0);
     assert_eq!(joined.leader.as_str(), member, "the only member leads");
     assert_eq!(joined.protocol_name.as_ref().map(|p| p.to_string()), Some("range".to_string()));
@@ -106,12 +110,12 @@ async fn join_sync_heartbeat_and_generation_checks() {
     assert_eq!(heartbeat(&mut client, "g", generation + 1, &member, None).await, 22, "ILLEGAL_GENERATION");
     assert_eq!(heartbeat(&mut client, "g", generation, "nobody", None).await, 25, "UNKNOWN_MEMBER_ID");
     assert_eq!(heartbeat(&mut client, "unknown-group", 1, &member, None).await, 25);
-    let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("g2", "made-up", None, 10_000)).await;
+    let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("g2", "made-up", None, SESSION_MS)).await;
     assert_eq!(response.error_code, 25, "a member id the coordinator never gave out");
     let response: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("g2", "", None, 100)).await;
     assert_eq!(response.error_code, 26, "INVALID_SESSION_TIMEOUT");
     let response: JoinGroupResponse =
-        client.call(ApiKey::JoinGroup, 5, &join("g", "", None, 10_000).with_protocol_type(s("connect"))).await;
+        client.call(ApiKey::JoinGroup, 5, &join("g", "", None, SESSION_MS).with_protocol_type(s("connect"))).await;
     assert_eq!(response.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
 }
 
@@ -148,10 +152,10 @@ async fn offset_commit_validation_follows_kafka() {
 async fn static_members_fence_their_predecessor() {
     let broker = broker().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("static", "", Some("instance-1"), 10_000)).await;
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("static", "", Some("instance-1"), SESSION_MS)).await;
     assert_eq!(first.error_code, 0, "static members join without MEMBER_ID_REQUIRED");
     let old = first.member_id.to_string();
-    let second: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("static", "", Some("instance-1"), 10_000)).await;
+    let second: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("static", "", Some("instance-1"), SESSION_MS)).await;
     assert_eq!(second.error_code, 0);
     let new = second.member_id.to_string();
     assert_ne!(old, new);
@@ -160,18 +164,26 @@ async fn static_members_fence_their_predecessor() {
 
 #[tokio::test]
 async fn a_returning_static_member_gets_its_assignment_without_a_rebalance() {
-    // An initial delay so that both members make the first generation.
-    let tmp = tempfile::tempdir().expect("tmp");
-    let mut config = config_for(tmp.path());
-    config.groups.initial_rebalance_delay_ms = 500;
-    let broker = TestBroker::start_with(config, tmp).await;
+    // Both members in one generation, whatever the timing: s1 forms the group, s2's join starts
+    // a rebalance, and s1 rejoins once it runs, which completes it with both.
+    let broker = broker().await;
     let (mut c1, mut c2) = (RawClient::connect(&broker.bootstrap()).await, RawClient::connect(&broker.bootstrap()).await);
-    let (r1, r2) = (join("statics", "", Some("s1"), 10_000), join("statics", "", Some("s2"), 10_000));
+    let alone: JoinGroupResponse = c1.call(ApiKey::JoinGroup, 5, &join("statics", "", Some("s1"), SESSION_MS)).await;
+    assert_eq!(alone.error_code, 0);
+    let (r1, r2) = (join("statics", alone.member_id.as_str(), Some("s1"), SESSION_MS), join("statics", "", Some("s2"), SESSION_MS));
     let (j1, j2) = tokio::join!(
-        c1.call::<_, JoinGroupResponse>(ApiKey::JoinGroup, 5, &r1),
+        async {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while state_of(&mut c1, "statics").await != "PreparingRebalance" {
+                assert!(std::time::Instant::now() < deadline, "s2's join never started a rebalance");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            c1.call::<_, JoinGroupResponse>(ApiKey::JoinGroup, 5, &r1).await
+        },
         c2.call::<_, JoinGroupResponse>(ApiKey::JoinGroup, 5, &r2),
     );
     assert_eq!((j1.error_code, j2.error_code), (0, 0));
+    assert_eq!((j1.generation_id, j2.generation_id), (alone.generation_id + 1, alone.generation_id + 1), "one generation with both");
     let (id1, id2) = (j1.member_id.to_string(), j2.member_id.to_string());
     let generation = j1.generation_id;
     let (leader, follower) =
@@ -196,7 +208,7 @@ async fn a_returning_static_member_gets_its_assignment_without_a_rebalance() {
     assert_eq!(state_of(&mut c1, "statics").await, "Stable");
 
     // s2 restarts (no LeaveGroup) and joins with an empty member id.
-    let rejoined: JoinGroupResponse = c2.call(ApiKey::JoinGroup, 5, &join("statics", "", Some("s2"), 10_000)).await;
+    let rejoined: JoinGroupResponse = c2.call(ApiKey::JoinGroup, 5, &join("statics", "", Some("s2"), SESSION_MS)).await;
     assert_eq!(rejoined.error_code, 0);
     assert_eq!(rejoined.generation_id, generation, "no new generation");
     let new_id2 = rejoined.member_id.to_string();
@@ -217,16 +229,21 @@ async fn silent_members_expire_and_empty_groups_can_be_deleted() {
     let broker = broker().await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
     common::create_topic(&broker.bootstrap(), "t", 1, &[]).await;
-    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", "", None, 800)).await;
+    // A long session while the member must be there (however slow the machine), then a rejoin
+    // with the same protocols (the current generation comes back, nothing rebalances) that
+    // shortens it to 800 ms.
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", "", None, SESSION_MS)).await;
     let member = first.member_id.to_string();
-    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", &member, None, 800)).await;
+    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", &member, None, SESSION_MS)).await;
     assert_eq!(joined.error_code, 0);
     assert_eq!(commit(&mut client, "quiet", joined.generation_id, &member, 3).await, 27, "REBALANCE_IN_PROGRESS before the sync");
     let delete = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s("quiet"))]);
     let response: DeleteGroupsResponse = client.call(ApiKey::DeleteGroups, 2, &delete).await;
     assert_eq!(response.results[0].error_code, 68, "NON_EMPTY_GROUP");
-    // No heartbeats: the member is removed after its session timeout.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let rejoined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 5, &join("quiet", &member, None, 800)).await;
+    assert_eq!((rejoined.error_code, rejoined.generation_id), (0, joined.generation_id));
+    // No heartbeats: the member is removed after its session timeout (checked every 100 ms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while state_of(&mut client, "quiet").await != "Empty" {
         assert!(std::time::Instant::now() < deadline, "member never expired");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -254,11 +271,11 @@ async fn every_advertised_group_api_version_answers() {
     for version in 0..=9i16 {
         let group = format!("sweep-{version}");
         // v0-3 add a new member at once; v4+ first answer MEMBER_ID_REQUIRED.
-        let mut response: JoinGroupResponse = client.call(ApiKey::JoinGroup, version, &join(&group, "", None, 10_000)).await;
+        let mut response: JoinGroupResponse = client.call(ApiKey::JoinGroup, version, &join(&group, "", None, SESSION_MS)).await;
         if version >= 4 {
             assert_eq!(response.error_code, 79, "JoinGroup v{version}");
             let member = response.member_id.to_string();
-            response = client.call(ApiKey::JoinGroup, version, &join(&group, &member, None, 10_000)).await;
+            response = client.call(ApiKey::JoinGroup, version, &join(&group, &member, None, SESSION_MS)).await;
         }
         assert_eq!(response.error_code, 0, "JoinGroup v{version}");
         let member = response.member_id.to_string();
@@ -339,13 +356,18 @@ async fn every_advertised_group_api_version_answers() {
 async fn offsets_of_empty_groups_expire_after_the_retention() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut config = config_for(tmp.path());
-    config.groups.offsets_retention_ms = 300;
+    let retention = std::time::Duration::from_millis(300);
+    config.groups.offsets_retention_ms = retention.as_millis() as i64;
     let broker = TestBroker::start_with(config, tmp).await;
     let mut client = RawClient::connect(&broker.bootstrap()).await;
     common::create_topic(&broker.bootstrap(), "t", 1, &[]).await;
+    let committing = std::time::Instant::now();
     assert_eq!(commit(&mut client, "short-lived", -1, "", 9).await, 0);
-    assert_eq!(committed(&mut client, "short-lived").await, 9);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    // Stored; the retention counts from the commit, after `committing`, so the offsets can only
+    // be gone already if the machine took longer than the retention since then.
+    let read_back = committed(&mut client, "short-lived").await;
+    assert!(read_back == 9 || committing.elapsed() > retention, "the commit was stored: {read_back}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while committed(&mut client, "short-lived").await != -1 {
         assert!(std::time::Instant::now() < deadline, "offsets never expired");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;

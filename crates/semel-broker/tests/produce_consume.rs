@@ -113,7 +113,7 @@ async fn auto_created_topic_gets_the_default_partition_count() {
     let delivery = producer.send(record, Duration::from_secs(10)).await.expect("delivered");
     assert_eq!((delivery.partition, delivery.offset), (0, 0));
     let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("consumer");
-    let md = consumer.fetch_metadata(Some("auto-created"), Duration::from_secs(5)).expect("metadata");
+    let md = consumer.fetch_metadata(Some("auto-created"), Duration::from_secs(60)).expect("metadata");
     assert_eq!(md.topics()[0].partitions().len(), 1);
     assert_eq!(md.brokers().len(), 1);
 }

@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use common::raw::{api_versions_error, RawClient};
-use common::TestBroker;
+use common::{config_for, wait_until, TestBroker};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -318,7 +318,13 @@ async fn fetch_and_list_offsets_answer_at_the_boundaries() {
 
 #[tokio::test]
 async fn long_poll_fetch_wakes_on_produce() {
-    let broker = TestBroker::start().await;
+    // A max wait far longer than the test could take: an answer before it is the wake-up (the
+    // raw client gives up after 60 s).
+    let max_wait = std::time::Duration::from_secs(600);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut config = config_for(tmp.path());
+    config.fetch_max_wait_ms = max_wait.as_millis() as u64;
+    let broker = TestBroker::start_with(config, tmp).await;
     let addr = broker.bootstrap();
     let mut client = RawClient::connect(&addr).await;
     assert_eq!(
@@ -326,24 +332,29 @@ async fn long_poll_fetch_wakes_on_produce() {
         0
     );
     let request =
-        FetchRequest::default().with_max_wait_ms(20_000).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![FetchTopic::default()
-            .with_topic(name("w"))
-            .with_partitions(vec![FetchPartition::default()
+        FetchRequest::default().with_max_wait_ms(max_wait.as_millis() as i32).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![
+            FetchTopic::default().with_topic(name("w")).with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 20)
-                .with_current_leader_epoch(-1)])]);
+                .with_current_leader_epoch(-1)]),
+        ]);
+    let state = std::sync::Arc::clone(broker.broker.as_ref().expect("running").state());
+    let waiting_before = state.data_arrived.receiver_count();
     let started = std::time::Instant::now();
     let waiter = tokio::spawn(async move {
         let response: FetchResponse = client.call(ApiKey::Fetch, 12, &request).await;
         response
     });
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Produce once the fetch waits for data (it subscribes to arrivals, reads nothing and waits,
+    // all in one poll), not after a guessed delay.
+    wait_until("the fetch to wait for data", std::time::Duration::from_secs(60), || state.data_arrived.receiver_count() > waiting_before)
+        .await;
     let mut producer = RawClient::connect(&addr).await;
     assert_eq!(produce(&mut producer, "w", batch(&["wake"], 1)).await.error_code, 0);
     let response = waiter.await.expect("fetch task");
     assert!(response.responses[0].partitions[0].records.as_ref().is_some_and(|r| !r.is_empty()));
-    assert!(started.elapsed() < std::time::Duration::from_secs(15), "woken by the produce, not by max_wait_ms");
+    assert!(started.elapsed() < max_wait, "woken by the produce, not by max_wait_ms");
 }
 
 /// Every advertised version of the main APIs gets an answer that decodes (the codecs refuse

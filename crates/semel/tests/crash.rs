@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer, PurgeConfig};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,7 +35,9 @@ async fn acknowledged_writes_survive_kill_9() {
         .set("bootstrap.servers", &bootstrap)
         .set("acks", "all")
         .set("linger.ms", "2")
-        .set("message.timeout.ms", "4000")
+        // Long enough that nothing sent before the kill times out on a loaded machine; what is
+        // unacknowledged at the kill is purged below.
+        .set("message.timeout.ms", "60000")
         .set("retries", "0")
         .set("topic.metadata.refresh.interval.ms", "500")
         .create()
@@ -47,7 +49,17 @@ async fn acknowledged_writes_survive_kill_9() {
     let kill_after_acks = 20_000usize;
     let mut killed = false;
     let mut pending = Vec::new();
+    let acked_count = || acked.lock().expect("lock").values().map(Vec::len).sum::<usize>();
     for i in 0..total {
+        if !killed && i == kill_after_acks * 2 {
+            // Sent twice as many as the kill waits for: the acknowledgements lag (a slow
+            // machine). Wait for them, then kill with the stream still going.
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while acked_count() < kill_after_acks {
+                assert!(Instant::now() < deadline, "only {} of {i} sent messages acknowledged", acked_count());
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
         let partition = (i % partitions) as i32;
         let value = format!("m{i:06}");
         let record = FutureRecord::<str, str>::to("crash").partition(partition).payload(&value);
@@ -65,7 +77,7 @@ async fn acknowledged_writes_survive_kill_9() {
         if i % 1000 == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        if !killed && acked.lock().expect("lock").values().map(Vec::len).sum::<usize>() >= kill_after_acks {
+        if !killed && acked_count() >= kill_after_acks {
             kill_9(&mut semel);
             killed = true;
         }
@@ -74,8 +86,10 @@ async fn acknowledged_writes_survive_kill_9() {
         }
     }
     assert!(killed, "the broker was killed mid-stream");
-    // Let every in-flight send resolve (message.timeout.ms) before the broker comes back, so
-    // that no unacknowledged message is retried into the restarted broker.
+    // Fail every send not acknowledged by now (the broker is dead: none can be any more) and
+    // let it resolve before the broker comes back, so that no unacknowledged message is sent
+    // to the restarted broker.
+    producer.purge(PurgeConfig::default().queue().inflight());
     for p in pending {
         let _ = p.await;
     }
@@ -97,7 +111,7 @@ async fn acknowledged_writes_survive_kill_9() {
     }
     consumer.assign(&tpl).expect("assign");
     let low_high: HashMap<i32, (i64, i64)> = (0..partitions)
-        .map(|p| (p as i32, consumer.fetch_watermarks("crash", p as i32, Duration::from_secs(10)).expect("watermarks")))
+        .map(|p| (p as i32, consumer.fetch_watermarks("crash", p as i32, Duration::from_secs(60)).expect("watermarks")))
         .collect();
     let expected_total: i64 = low_high.values().map(|(lo, hi)| hi - lo).sum();
     let mut read: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
@@ -171,7 +185,7 @@ async fn committed_offsets_survive_kill_9() {
     for p in 0..3 {
         wanted.add_partition("offsets", p);
     }
-    let committed = consumer.committed_offsets(wanted, Duration::from_secs(10)).expect("committed");
+    let committed = consumer.committed_offsets(wanted, Duration::from_secs(60)).expect("committed");
     let offsets: Vec<(i32, Offset)> = committed.elements().iter().map(|e| (e.partition(), e.offset())).collect();
     assert_eq!(offsets, [(0, Offset::Offset(11)), (1, Offset::Offset(22)), (2, Offset::Offset(33))]);
 }

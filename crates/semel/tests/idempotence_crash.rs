@@ -133,7 +133,7 @@ fn idempotent_producer_survives_two_kill_9() {
     consumer.assign(&tpl).expect("assign");
     let mut log_size = 0i64;
     for p in 0..partitions {
-        let (low, high) = consumer.fetch_watermarks("idempotent", p as i32, Duration::from_secs(10)).expect("watermarks");
+        let (low, high) = consumer.fetch_watermarks("idempotent", p as i32, Duration::from_secs(60)).expect("watermarks");
         log_size += high - low;
     }
     let mut read: BTreeMap<i32, Vec<(i64, u32)>> = BTreeMap::new();

@@ -29,7 +29,7 @@ async fn the_txn_cli_lists_describes_and_aborts() {
     }
     let producer: FutureProducer =
         ClientConfig::new().set("bootstrap.servers", &bootstrap).set("transactional.id", "cli-txn").create().expect("producer");
-    producer.init_transactions(Duration::from_secs(30)).expect("init");
+    producer.init_transactions(Duration::from_secs(60)).expect("init");
     producer.begin_transaction().expect("begin");
     producer.send(FutureRecord::<str, str>::to("cli").partition(0).payload("open"), Duration::from_secs(10)).await.expect("sent");
 

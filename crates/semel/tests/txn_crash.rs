@@ -4,7 +4,8 @@
 //! sees every acknowledged commit whole, nothing of any aborted transaction, no transaction
 //! in part, and no duplicate.
 //!
-//! SEMEL_TXN_CRASH_TRANSACTIONS sets the number of transactions (default 300).
+//! SEMEL_TXN_CRASH_TRANSACTIONS sets the number of transactions (default 300; more if the broker
+//! has not been killed twice by then).
 
 mod common;
 
@@ -77,15 +78,25 @@ fn transactions_stay_atomic_across_kill_9() {
     }
     drop(admin);
 
-    // The killer: kill -9 and restart at pseudo-random moments while the writer runs.
+    // The killer: kill -9 and restart at pseudo-random moments while the writer runs. Before
+    // each kill the writer has finished a transaction since the last restart, so that the kills
+    // cannot keep it from making progress, however slow the machine.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let kills = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let killer = {
-        let (stop, kills, dir) = (stop.clone(), kills.clone(), tmp.path().to_path_buf());
+        let (stop, kills, progress, dir) = (stop.clone(), kills.clone(), progress.clone(), tmp.path().to_path_buf());
         std::thread::spawn(move || {
             let mut semel = semel;
             let mut seed: u64 = 0x5eed_1234;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let since_restart = progress.load(std::sync::atomic::Ordering::Relaxed);
+                while progress.load(std::sync::atomic::Ordering::Relaxed) == since_restart {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return semel;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                 let wait = 300 + (seed >> 33) % 1200;
                 std::thread::sleep(Duration::from_millis(wait));
@@ -103,7 +114,11 @@ fn transactions_stay_atomic_across_kill_9() {
 
     let mut producer = new_producer(&bootstrap);
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(transactions);
-    for txn in 0..transactions {
+    // At least `transactions`, and on until the broker has been killed twice.
+    let started = Instant::now();
+    while outcomes.len() < transactions || kills.load(std::sync::atomic::Ordering::Relaxed) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(900), "the writer stalled after {} transactions", outcomes.len());
+        let txn = outcomes.len();
         // One transaction in seven is aborted on purpose.
         let abort = txn % 7 == 3;
         let mut outcome = Outcome::Unknown;
@@ -156,6 +171,7 @@ fn transactions_stay_atomic_across_kill_9() {
             }
         }
         outcomes.push(outcome);
+        progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _semel = killer.join().expect("killer");
@@ -176,9 +192,14 @@ fn transactions_stay_atomic_across_kill_9() {
     consumer.assign(&tpl).expect("assign");
     let mut seen: HashMap<usize, BTreeSet<i32>> = HashMap::new();
     let mut duplicates = 0;
+    // Until every acknowledged commit is read whole (however long the reader takes to get
+    // going), then until nothing more comes for a while.
+    let committed: Vec<usize> = (0..outcomes.len()).filter(|t| outcomes[*t] == Outcome::Committed).collect();
+    let all_committed_read =
+        |seen: &HashMap<usize, BTreeSet<i32>>| committed.iter().all(|t| seen.get(t).map_or(0, BTreeSet::len) == PARTITIONS as usize);
     let mut quiet_until = Instant::now() + Duration::from_secs(5);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < quiet_until && Instant::now() < deadline {
+    while (Instant::now() < quiet_until || !all_committed_read(&seen)) && Instant::now() < deadline {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.expect("message");
             let value = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
@@ -208,7 +229,7 @@ fn transactions_stay_atomic_across_kill_9() {
             .or_default() += 1;
     }
     assert_eq!(duplicates, 0, "no record twice");
-    assert!(seen.keys().all(|t| *t < transactions));
+    assert!(seen.keys().all(|t| *t < outcomes.len()));
     let kills = kills.load(std::sync::atomic::Ordering::Relaxed);
     println!("transactions under kill -9: {kills} kills, outcomes {counts:?}, visible transactions {}", seen.len());
     assert!(kills >= 2, "the broker was killed during the run ({kills})");

@@ -6,7 +6,7 @@ pub mod raw;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -30,6 +30,17 @@ pub fn config_for(dir: &Path) -> BrokerConfig {
 pub fn init_logging() {
     if let Ok(filter) = std::env::var("SEMEL_LOG") {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+    }
+}
+
+/// Waits until `done` holds, checking every 100 ms; panics naming `what` after `timeout`. For
+/// conditions that are normally met quickly: give a generous `timeout` (60 s or more), so that a
+/// loaded machine does not fail the test.
+pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -154,8 +165,8 @@ pub fn consume_all(
     consumer.assign(&tpl).expect("assign");
     let mut got: BTreeMap<i32, Vec<(i64, String, String)>> = BTreeMap::new();
     let mut total = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while total < expected && std::time::Instant::now() < deadline {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while total < expected && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 let key = String::from_utf8(m.key().unwrap_or_default().to_vec()).expect("utf8 key");
@@ -168,8 +179,8 @@ pub fn consume_all(
         }
     }
     // Anything extra (duplicates) shows up in a short grace period.
-    let grace = std::time::Instant::now() + Duration::from_millis(500);
-    while std::time::Instant::now() < grace {
+    let grace = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < grace {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             let key = String::from_utf8(m.key().unwrap_or_default().to_vec()).expect("utf8 key");
             let value = String::from_utf8(m.payload().unwrap_or_default().to_vec()).expect("utf8 value");
