@@ -7,8 +7,6 @@
 //! never see data that a crash could take back. Partitions flush independently.
 
 use std::io;
-
-use bytes::Bytes;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -62,14 +60,15 @@ pub(crate) struct AppendSettings {
 /// `max_decompressed` bytes), no control batches.
 #[derive(Debug)]
 pub(crate) struct CheckedBatches {
-    records: Bytes,
+    /// A copy of the batches, made once they passed, for the append to stamp offsets into.
+    records: Vec<u8>,
     /// Each batch's header and its position in `records`.
     headers: Vec<(BatchHeader, usize)>,
 }
 
 impl CheckedBatches {
-    pub(crate) fn check(records: Bytes, settings: &AppendSettings, max_decompressed: usize) -> Result<Self, AppendError> {
-        let slices = batch::split_batches(&records)?;
+    pub(crate) fn check(records: &[u8], settings: &AppendSettings, max_decompressed: usize) -> Result<Self, AppendError> {
+        let slices = batch::split_batches(records)?;
         if slices.is_empty() {
             return Err(BatchError::Invalid("produce request without record batches".into()).into());
         }
@@ -87,7 +86,7 @@ impl CheckedBatches {
             headers.push((header, at));
             at += slice.len();
         }
-        Ok(Self { records, headers })
+        Ok(Self { records: records.to_vec(), headers })
     }
 
     /// Whether any batch of `records` is compressed (checking it means decompressing).
@@ -190,15 +189,15 @@ impl Partition {
         now_ms: i64,
         txn_verified: bool,
     ) -> Result<AppendInfo, AppendError> {
-        let checked = CheckedBatches::check(Bytes::copy_from_slice(records), settings, super::decompress::MAX_DECOMPRESSED_BYTES)?;
-        self.append_from(&checked, settings, now_ms, txn_verified, true)
+        let checked = CheckedBatches::check(records, settings, super::decompress::MAX_DECOMPRESSED_BYTES)?;
+        self.append_from(checked, settings, now_ms, txn_verified, true)
     }
 
     /// [`Self::append`] of batches checked beforehand (produce checks compressed batches off
     /// the async workers).
     pub(crate) fn append_checked(
         &self,
-        checked: &CheckedBatches,
+        checked: CheckedBatches,
         settings: &AppendSettings,
         now_ms: i64,
         txn_verified: bool,
@@ -210,13 +209,13 @@ impl Partition {
     /// `AppendOrigin.COORDINATOR`): transactional batches are accepted and producer sequences
     /// are not checked, but the batches still open the producer's transaction here.
     pub(crate) fn append_as_coordinator(&self, records: &[u8], settings: &AppendSettings, now_ms: i64) -> Result<AppendInfo, AppendError> {
-        let checked = CheckedBatches::check(Bytes::copy_from_slice(records), settings, super::decompress::MAX_DECOMPRESSED_BYTES)?;
-        self.append_from(&checked, settings, now_ms, true, false)
+        let checked = CheckedBatches::check(records, settings, super::decompress::MAX_DECOMPRESSED_BYTES)?;
+        self.append_from(checked, settings, now_ms, true, false)
     }
 
     fn append_from(
         &self,
-        checked: &CheckedBatches,
+        checked: CheckedBatches,
         settings: &AppendSettings,
         now_ms: i64,
         txn_verified: bool,
@@ -225,12 +224,10 @@ impl Partition {
         if self.health.is_offline() {
             return Err(AppendError::Offline);
         }
-        let records = &checked.records;
-        let mut headers = checked.headers.clone();
+        let CheckedBatches { records: mut bytes, mut headers } = checked;
         if !txn_verified && headers.iter().any(|(h, _)| h.is_transactional()) {
             return Err(AppendError::NotInTransaction);
         }
-        let mut bytes = records.to_vec();
         let message_count: u64 = headers.iter().map(|(h, _)| h.records_count as u64).sum();
 
         let mut log = self.lock_log();

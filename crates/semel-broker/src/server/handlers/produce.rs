@@ -45,12 +45,12 @@ fn partition_error(index: i32, error: i16, message: Option<String>) -> Pending {
 async fn check(state: &BrokerState, records: Bytes, settings: &AppendSettings) -> Result<CheckedBatches, AppendError> {
     let limit = state.config.max_decompressed_batch_bytes;
     if !CheckedBatches::any_compressed(&records) {
-        return CheckedBatches::check(records, settings, limit);
+        return CheckedBatches::check(&records, settings, limit);
     }
     let permit = Arc::clone(&state.decompression).acquire_owned().await.expect("the semaphore is never closed");
     let settings = *settings;
     tokio::task::spawn_blocking(move || {
-        let checked = CheckedBatches::check(records, &settings, limit);
+        let checked = CheckedBatches::check(&records, &settings, limit);
         drop(permit);
         checked
     })
@@ -127,16 +127,16 @@ pub(crate) async fn handle(ctx: &RequestContext, request: ProduceRequest) -> Res
             let appended = match first {
                 Some(h) if h.is_transactional() && h.has_producer_id() => {
                     state.txns.with_verified(h.producer_id, h.producer_epoch, &name, index, |verification| match verification {
-                        Verification::Added => partition.append_checked(&checked, settings, now, true),
+                        Verification::Added => partition.append_checked(checked, settings, now, true),
                         Verification::StaleEpoch => Err(AppendError::ProducerState(ProducerStateError::InvalidProducerEpoch {
                             producer_id: h.producer_id,
                             epoch: h.producer_epoch,
                             current: h.producer_epoch.saturating_add(1),
                         })),
-                        Verification::NotAdded => partition.append_checked(&checked, settings, now, false),
+                        Verification::NotAdded => partition.append_checked(checked, settings, now, false),
                     })
                 }
-                _ => partition.append_checked(&checked, settings, now, false),
+                _ => partition.append_checked(checked, settings, now, false),
             };
             match appended {
                 Ok(info) => {
