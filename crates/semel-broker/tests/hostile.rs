@@ -4,7 +4,7 @@
 mod common;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use common::raw::RawClient;
+use common::raw::{keyless_batch, RawClient};
 use common::TestBroker;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
@@ -116,29 +116,6 @@ async fn the_18_byte_metadata_request_closes_only_its_connection() {
     assert_eq!(answer.error_code, 0);
 }
 
-/// An uncompressed batch of one keyless record with `value`, as a client encodes it.
-fn one_record_batch(value: &'static [u8]) -> Vec<u8> {
-    use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: 0,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: None,
-        value: Some(Bytes::from_static(value)),
-        headers: Default::default(),
-    };
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(&mut batch, &[record], &RecordEncodeOptions { version: 2, compression: Compression::None }).expect("encode");
-    batch.to_vec()
-}
-
 /// A record whose value length runs past the record, in a batch whose CRC is right: refused
 /// with INVALID_RECORD (as Kafka's `DefaultRecord.readFrom`), and nothing is stored.
 #[tokio::test]
@@ -149,7 +126,7 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let broker = TestBroker::start().await;
     common::create_topic(&broker.bootstrap(), "poison", 1, &[]).await;
-    let good = one_record_batch(b"one");
+    let good = keyless_batch(&["one"], 1_000).to_vec();
     // The record after the 61-byte header: length, attributes, timestamp delta, offset delta,
     // key length (-1), value length (3, zig-zag 6): claim 63 instead, and fix the CRC.
     let mut poison = good.clone();
@@ -175,7 +152,7 @@ async fn a_poison_record_with_a_correct_crc_is_refused_and_nothing_is_stored() {
 /// A batch whose records are `payload` compressed with `codec` (attributes bits 0-2), with a
 /// right CRC, claiming one record.
 fn compressed_batch(codec: i16, payload: &[u8]) -> Vec<u8> {
-    let plain = one_record_batch(b"x");
+    let plain = keyless_batch(&["x"], 1_000);
     let mut batch = plain[..61].to_vec();
     batch.extend_from_slice(payload);
     let length = (batch.len() - 12) as i32;

@@ -150,15 +150,7 @@ fn bytes_field(r: &mut Cursor<'_>, index: i32, what: &str) -> Result<Option<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn varint(out: &mut Vec<u8>, value: i64) {
-        let mut v = ((value << 1) ^ (value >> 63)) as u64;
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
+    use crate::storage::records::write_varint as varint;
 
     /// A record from its fields' encodings (after the length), with its length in front.
     fn framed(fields: &[u8]) -> Vec<u8> {

@@ -50,7 +50,8 @@ impl BatchRecords {
     }
 }
 
-fn write_varint(out: &mut Vec<u8>, value: i64) {
+/// Writes a zig-zag varint (Kafka's `ByteUtils.writeVarlong`).
+pub(crate) fn write_varint(out: &mut Vec<u8>, value: i64) {
     let mut v = ((value << 1) ^ (value >> 63)) as u64;
     while v >= 0x80 {
         out.push((v as u8) | 0x80);

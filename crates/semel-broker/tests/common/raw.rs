@@ -78,3 +78,35 @@ pub fn api_versions_error(mut body: Bytes) -> i16 {
     let _ = ResponseHeader::decode(&mut body, 0).expect("header");
     body.get_i16()
 }
+
+/// A batch of keyless records with `values`, timestamps from `timestamp` on, uncompressed: what
+/// a plain client sends.
+pub fn keyless_batch(values: &[&str], timestamp: i64) -> Bytes {
+    let records: Vec<kafka_protocol::records::Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| kafka_protocol::records::Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: i as i64,
+            sequence: i as i32 - 1,
+            timestamp: timestamp + i as i64,
+            key: None,
+            value: Some(Bytes::from(v.to_string())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    kafka_protocol::records::RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &kafka_protocol::records::RecordEncodeOptions { version: 2, compression: kafka_protocol::records::Compression::None },
+    )
+    .expect("encode");
+    buf.freeze()
+}
