@@ -160,7 +160,7 @@ async fn retention_does_not_forget_a_live_producer() {
             .with_resource_type(2)
             .with_resource_name(StrBytes::from_static_str("idem"))
             .with_configs(vec![incremental_alter_configs_request::AlterableConfig::default()
-                .with_name(StrBytes::from_static_str("segment.bytes"))
+                .with_name(StrBytes::from_static_str("internal.segment.bytes"))
                 .with_config_operation(0)
                 .with_value(Some(StrBytes::from_static_str("100")))])]);
     let response: IncrementalAlterConfigsResponse = client.call(ApiKey::IncrementalAlterConfigs, 1, &alter).await;

@@ -86,7 +86,7 @@ async fn round_trip_zstd() {
 async fn topics_and_data_survive_a_clean_restart() {
     let mut broker = TestBroker::start().await;
     let topic = "durable";
-    create_topic(&broker.bootstrap(), topic, 3, &[("segment.bytes", "20000")]).await;
+    create_topic(&broker.bootstrap(), topic, 3, &[("internal.segment.bytes", "20000")]).await;
     let producer = producer(&broker.bootstrap(), &[]);
     let sent = produce_sequence(&producer, topic, 3, 3000, 50).await;
     drop(producer);

@@ -119,7 +119,7 @@ async fn corruption_in_the_middle_drops_everything_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_and_garbage_indexes_are_rebuilt() {
     let mut broker = TestBroker::start().await;
-    create_topic(&broker.bootstrap(), "idx", 1, &[("segment.bytes", "3000"), ("index.interval.bytes", "200")]).await;
+    create_topic(&broker.bootstrap(), "idx", 1, &[("internal.segment.bytes", "3000"), ("index.interval.bytes", "200")]).await;
     let producer = producer(&broker.bootstrap(), &[("linger.ms", "0")]);
     let mut sent = std::collections::BTreeMap::new();
     let mut values = Vec::new();

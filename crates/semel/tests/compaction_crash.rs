@@ -129,7 +129,7 @@ async fn kill_9_while_cleaning_loses_no_key() {
         ClientConfig::new().set("bootstrap.servers", &bootstrap).create().expect("admin");
     let topic = rdkafka::admin::NewTopic::new(TOPIC, PARTITIONS, rdkafka::admin::TopicReplication::Fixed(1))
         .set("cleanup.policy", "compact")
-        .set("segment.bytes", "32768")
+        .set("internal.segment.bytes", "32768")
         .set("min.cleanable.dirty.ratio", "0.01")
         .set("delete.retention.ms", "0");
     for result in admin.create_topics(&[topic], &rdkafka::admin::AdminOptions::new()).await.expect("create") {

@@ -1,5 +1,16 @@
 //! Topic configs: the keys semel knows, how each is validated, and how a topic's overrides are
 //! resolved against the broker's defaults.
+//!
+//! The bounds are those of Kafka 4's `LogConfig` (`segment.bytes` at least 1 MiB since KIP-1030,
+//! `segment.index.bytes` at least 4, `segment.ms` at least 1, `retention.ms` at least -1,
+//! `min.cleanable.dirty.ratio` between 0 and 1, ...); a value outside them is answered
+//! INVALID_CONFIG by CreateTopics, AlterConfigs and IncrementalAlterConfigs. A topic cannot make
+//! the broker open one file per few bytes (and run out of file descriptors).
+//!
+//! `internal.segment.bytes` is Kafka's internal, test-only escape (`LogConfig.INTERNAL_SEGMENT_BYTES_CONFIG`):
+//! when set it replaces `segment.bytes` and has no 1 MiB minimum, so tests can force segment
+//! rolls. It is accepted on CreateTopics and the Alter requests but not listed by DescribeConfigs
+//! (it is not in [`TOPIC_CONFIGS`], see [`INTERNAL_TOPIC_CONFIGS`]).
 
 use std::collections::BTreeMap;
 
@@ -67,9 +78,22 @@ fn v_int_0(v: &str) -> Result<(), String> {
 fn v_int_1(v: &str) -> Result<(), String> {
     int_at_least(1)(v)
 }
+/// Kafka 4's minimum `segment.bytes` (KIP-1030: `atLeast(1024 * 1024)`).
+pub const MIN_SEGMENT_BYTES: i64 = 1024 * 1024;
+
 fn v_segment_bytes(v: &str) -> Result<(), String> {
-    // Kafka's minimum is LegacyRecord.RECORD_OVERHEAD_V0 (14 bytes).
+    int_at_least(MIN_SEGMENT_BYTES)(v).map_err(|e| format!("{e} (1 MiB, as Kafka 4 enforces it)"))
+}
+fn v_internal_segment_bytes(v: &str) -> Result<(), String> {
+    // Kafka has no validator for it; below a record overhead (LegacyRecord.RECORD_OVERHEAD_V0,
+    // 14 bytes) a segment is meaningless.
     int_at_least(14)(v)
+}
+fn v_int_4(v: &str) -> Result<(), String> {
+    int_at_least(4)(v)
+}
+fn v_long(v: &str) -> Result<(), String> {
+    long_at_least(i64::MIN)(v)
 }
 fn v_bool(v: &str) -> Result<(), String> {
     match v.trim() {
@@ -122,17 +146,21 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def!("min.compaction.lag.ms", Long, true, v_long_0),
     def!("min.insync.replicas", Int, false, v_int_1),
     def!("preallocate", Boolean, false, v_bool),
-    def!("retention.bytes", Long, true, v_long_m1),
+    // Kafka: no bound (any negative value means no limit).
+    def!("retention.bytes", Long, true, v_long),
     def!("retention.ms", Long, true, v_long_m1),
     def!("segment.bytes", Int, true, v_segment_bytes),
-    def!("segment.index.bytes", Int, false, v_int_1),
+    def!("segment.index.bytes", Int, false, v_int_4),
     def!("segment.jitter.ms", Long, false, v_long_0),
     def!("segment.ms", Long, true, v_long_1),
     def!("unclean.leader.election.enable", Boolean, false, v_bool),
 ];
 
+/// Kafka's internal topic configs semel accepts (`defineInternal`): settable, never described.
+pub static INTERNAL_TOPIC_CONFIGS: &[ConfigDef] = &[def!("internal.segment.bytes", Int, true, v_internal_segment_bytes)];
+
 pub fn find(name: &str) -> Option<&'static ConfigDef> {
-    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+    TOPIC_CONFIGS.iter().chain(INTERNAL_TOPIC_CONFIGS).find(|d| d.name == name)
 }
 
 /// Why a config was refused; answered as INVALID_CONFIG.
@@ -184,7 +212,12 @@ pub(crate) fn resolve(overrides: &BTreeMap<String, String>, defaults: &LogDefaul
     let compacts = get("cleanup.policy").split(',').any(|p| p.trim() == "compact");
     AppendSettings {
         log: LogSettings {
-            segment_bytes: long("segment.bytes").max(14) as u64,
+            // internal.segment.bytes wins when set (Kafka's LogConfig.segmentSize()).
+            segment_bytes: overrides
+                .get("internal.segment.bytes")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or_else(|| long("segment.bytes"))
+                .max(14) as u64,
             segment_ms: long("segment.ms").max(1),
             retention_ms: if deletes { long("retention.ms") } else { -1 },
             retention_bytes: if deletes { long("retention.bytes") } else { -1 },
@@ -218,13 +251,35 @@ mod tests {
     }
 
     #[test]
+    fn kafka_4_bounds() {
+        assert!(validate("segment.bytes", "1048575").is_err());
+        assert!(validate("segment.bytes", "1048576").is_ok());
+        assert!(validate("segment.bytes", "2147483648").is_err());
+        assert!(validate("internal.segment.bytes", "1000").is_ok());
+        assert!(validate("internal.segment.bytes", "0").is_err());
+        assert!(validate("segment.index.bytes", "3").is_err());
+        assert!(validate("segment.ms", "0").is_err());
+        assert!(validate("index.interval.bytes", "-1").is_err());
+        assert!(validate("max.message.bytes", "-1").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("delete.retention.ms", "-1").is_err());
+        assert!(validate("min.compaction.lag.ms", "-1").is_err());
+        assert!(validate("max.compaction.lag.ms", "0").is_err());
+        assert!(validate("retention.bytes", "-5").is_ok());
+        assert!(validate("flush.messages", "0").is_err());
+        assert!(validate("min.insync.replicas", "0").is_err());
+    }
+
+    #[test]
     fn overrides_win_over_defaults() {
         let defaults = LogDefaults::default();
         let mut overrides = BTreeMap::new();
-        overrides.insert("segment.bytes".to_string(), "1000".to_string());
+        overrides.insert("segment.bytes".to_string(), "2000000".to_string());
         overrides.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
         let settings = resolve(&overrides, &defaults);
-        assert_eq!(settings.log.segment_bytes, 1000);
+        assert_eq!(settings.log.segment_bytes, 2_000_000);
+        overrides.insert("internal.segment.bytes".to_string(), "1000".to_string());
+        assert_eq!(resolve(&overrides, &defaults).log.segment_bytes, 1000);
         assert!(settings.log_append_time);
         assert_eq!(settings.log.retention_ms, defaults.retention_ms);
     }
