@@ -5,6 +5,7 @@
 //! storage/     record batches, segments and indexes, partition logs, recovery, retention
 //! metadata/    topics, partitions, topic configs, the persisted metadata file
 //! config       broker settings (TOML, flags)
+//! fd_limit     RLIMIT_NOFILE raised to the hard limit at start-up
 //! broker       start, background tasks, shutdown
 //! ```
 //!
@@ -13,6 +14,10 @@
 pub mod broker;
 pub mod config;
 pub mod coordinator;
+pub mod fd_limit;
+/// Entry points for `fuzz/`, not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metadata;
 pub mod producer_ids;
 pub mod producer_state;

@@ -38,6 +38,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         config.data_dir = dir;
     }
     let data_dir = std::path::absolute(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    // Before any file or socket is opened: the soft fd limit up to the hard one, both logged.
+    semel_broker::fd_limit::raise_nofile_limit();
     let broker = Broker::start(config).await.context("cannot start the broker")?;
     tracing::info!(listen = %broker.local_addr(), advertised = %broker.bootstrap(), data_dir = %data_dir.display(), "semel is serving");
     println!("semel listening on {} (advertised as {}), data in {}", broker.local_addr(), broker.bootstrap(), data_dir.display());
