@@ -68,3 +68,8 @@ pub static SUPPORTED: &[Supported] = &[
 pub fn supported(key: ApiKey) -> Option<Supported> {
     SUPPORTED.iter().copied().find(|s| s.key == key)
 }
+
+/// The shape check dispatch runs on every request body before decoding it, re-exported for
+/// [`crate::fuzzing`]: `dispatch` and `wire` are private to `server`, and this is its public module.
+#[doc(hidden)]
+pub(crate) use super::wire::check_request;

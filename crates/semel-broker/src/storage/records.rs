@@ -105,7 +105,7 @@ pub(crate) fn decode(bytes: &[u8], header: &BatchHeader) -> Result<BatchRecords,
     Ok(BatchRecords { data, records })
 }
 
-fn compress(codec: i16, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
+pub(crate) fn compress(codec: i16, raw: &[u8]) -> Result<Vec<u8>, BatchError> {
     let mut out = BytesMut::new();
     let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
         b.extend_from_slice(raw);
