@@ -124,7 +124,7 @@ tool() {
   case "$main" in *Performance | *Verifiable*) jit=() ;; esac
   n="$(find "$WORK/tools" -name '*.err' | wc -l)"
   LAST="$WORK/tools/$(printf '%02d' "$((n + 1))")-$name"
-  timeout -k 5 120 java -XX:+UseSerialGC "${jit[@]}" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+  timeout -k 5 300 java -XX:+UseSerialGC "${jit[@]}" -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$CP" "$main" --bootstrap-server "$BOOTSTRAP" "$@" >"$LAST.out" 2>"$LAST.err" || rc=$?
   return "$rc"
 }
@@ -272,7 +272,7 @@ t_get_offsets() {
 t_consumer_perf() {
   local rc=0 row n
   tool consumer-perf org.apache.kafka.tools.ConsumerPerformance --topic jt-perf --num-records 100000 \
-    --group jt-cperf --timeout 30000 || rc=$?
+    --group jt-cperf --timeout 120000 || rc=$?
   [ "$rc" = 0 ] || { why "$rc"; return 1; }
   grep -q '^start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg' "$LAST.out" ||
     { echo "no header line; $(why 0)"; return 1; }
@@ -470,7 +470,7 @@ helper() {
   shift 2
   n="$(find "$WORK/tools" -name '*.err' | wc -l)"
   LAST="$WORK/tools/$(printf '%02d' "$((n + 1))")-$name"
-  timeout -k 5 120 java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
+  timeout -k 5 300 java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dorg.slf4j.simpleLogger.defaultLogLevel=warn \
     -cp "$CP" semel.compat.TxnCompat "$mode" "$BOOTSTRAP" "$@" >"$LAST.out" 2>"$LAST.err" || rc=$?
   return "$rc"
 }
