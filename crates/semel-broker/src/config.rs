@@ -112,6 +112,9 @@ impl Default for BrokerConfig {
             max_in_flight_requests_per_connection: 64,
             auto_create_topics_enable: true,
             num_partitions: 1,
+    /// Files of sealed (not active) segments kept open at once, over all logs; others are
+    /// opened when read (storage/segment.rs). Active segments are open besides these.
+    pub max_open_segment_files: usize,
             retention_check_interval_ms: 30_000,
             checkpoint_interval_ms: 60_000,
             flush_interval_ms: 1_000,
@@ -158,6 +161,7 @@ impl BrokerConfig {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
         toml::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_path_buf(), source: Box::new(source) })
     }
+            max_open_segment_files: crate::storage::DEFAULT_MAX_OPEN_SEGMENT_FILES,
 
     /// Checks relations between settings and the topic-config defaults.
     pub fn validate(&self) -> Result<(), ConfigFileError> {

@@ -50,8 +50,12 @@ async fn a_compacted_topic_keeps_the_latest_value_of_every_key() {
     let mut broker = TestBroker::start_with(config, tmp).await;
     let bootstrap = broker.bootstrap();
     let topic = "table";
-    let configs =
-        [("cleanup.policy", "compact"), ("internal.segment.bytes", "65536"), ("min.cleanable.dirty.ratio", "0.01"), ("delete.retention.ms", "100")];
+    let configs = [
+        ("cleanup.policy", "compact"),
+        ("internal.segment.bytes", "65536"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+        ("delete.retention.ms", "100"),
+    ];
     // Nothing is cleanable (a compaction lag of an hour) until everything is written and
     // measured below: the cleaner would otherwise clean as the records come in, as far as the
     // machine's speed lets it, and `written` would not be the size before cleaning.

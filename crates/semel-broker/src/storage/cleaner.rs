@@ -43,7 +43,6 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::batch::{self, BatchHeader, HEADER_SIZE};
@@ -97,7 +96,16 @@ pub(crate) struct SegmentView {
     pub(crate) next_offset: i64,
     pub(crate) size: u64,
     pub(crate) max_timestamp: i64,
-    pub(crate) file: Arc<File>,
+    /// The segment's `.log` file, opened by the cleaner when it reads the segment (sealed
+    /// segments keep no file open: segment.rs). It may be gone by then (retention, a deleted
+    /// topic): the pass is skipped.
+    pub(crate) path: PathBuf,
+}
+
+impl SegmentView {
+    fn open(&self) -> io::Result<File> {
+        File::open(&self.path)
+    }
 }
 
 /// A log as the cleaner sees it to decide whether it is due (taken under the log lock by
@@ -288,10 +296,11 @@ fn for_each_batch(
 ) -> io::Result<()> {
     let mut position = 0u64;
     let mut buf = Vec::new();
+    let file = segment.open()?;
     while position < segment.size {
         let want = ((segment.size - position) as usize).min(READ_WINDOW);
         buf.resize(want, 0);
-        segment.file.read_exact_at(&mut buf, position)?;
+        file.read_exact_at(&mut buf, position)?;
         throttle.account(want as u64)?;
         let mut at = 0usize;
         while at + HEADER_SIZE <= buf.len() {
@@ -301,7 +310,7 @@ fn for_each_batch(
                 if at == 0 {
                     // A batch larger than the window: read it whole.
                     buf.resize(total, 0);
-                    segment.file.read_exact_at(&mut buf, position)?;
+                    file.read_exact_at(&mut buf, position)?;
                     continue;
                 }
                 break;
@@ -441,7 +450,7 @@ pub(crate) fn assess(view: &LogView, settings: &CompactSettings, now_ms: i64) ->
             // Kafka's `getFirstBatchTimestamp`: the max timestamp of the segment's first batch.
             let mut header = [0u8; HEADER_SIZE];
             if segment.size >= HEADER_SIZE as u64 {
-                segment.file.read_exact_at(&mut header, 0)?;
+                segment.open()?.read_exact_at(&mut header, 0)?;
                 let first = BatchHeader::parse(&header).map_err(invalid)?;
                 overdue = first.max_timestamp >= 0 && now_ms.saturating_sub(first.max_timestamp) > settings.max_compaction_lag_ms;
             }
@@ -540,6 +549,19 @@ fn group_segments(segments: &[SegmentView], segment_bytes: u64) -> Vec<Vec<Segme
     groups
 }
 
+/// Errors of a pass's reading that leave the log as it was and need no failure of the log
+/// directory: a segment file gone since the pass took its view (retention, DeleteRecords, a
+/// deleted topic), or no file descriptor to open one with. The pass is skipped; the next one
+/// tries again.
+fn skippable(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || super::io::is_fd_exhaustion(e)
+}
+
+fn skip(view: &LogView, e: &io::Error) -> io::Result<Option<CleanStats>> {
+    tracing::warn!(dir = %view.dir.display(), error = %e, "cleaner pass skipped; it is tried again at the next pass");
+    Ok(None)
+}
+
 /// Cleans `partition` once if it is due. Returns `None` when it was not.
 pub(crate) fn clean(
     partition: &Partition,
@@ -554,13 +576,19 @@ pub(crate) fn clean(
         let log = partition.lock_log();
         (log.cleaner_view(), log.cleaner_producer_view())
     };
-    let assessment = assess(&view, settings, now_ms)?;
+    let assessment = match assess(&view, settings, now_ms) {
+        Err(e) if skippable(&e) => return skip(&view, &e),
+        other => other?,
+    };
     if !assessment.is_due(settings) {
         return Ok(None);
     }
     let started = Instant::now();
     let mut throttle = Throttle { limit: limits.io_max_bytes_per_second, start: started, bytes: 0, stop };
-    let (map, end) = build_map(&view, &producers.aborted, assessment.first_dirty, assessment.upper, limits, &mut throttle)?;
+    let (map, end) = match build_map(&view, &producers.aborted, assessment.first_dirty, assessment.upper, limits, &mut throttle) {
+        Err(e) if skippable(&e) => return skip(&view, &e),
+        other => other?,
+    };
     let mut stats = CleanStats { keys_mapped: map.offsets.len(), cleaned_to: end, ..Default::default() };
 
     // Every sealed segment from the log start up to the one holding the end of the range.
@@ -575,12 +603,16 @@ pub(crate) fn clean(
         // An empty last segment still counts as replaced (its base is below the end).
         let group_end = last.next_offset.max(last.base_offset + 1);
         let cleaned = cleaned_path(&view.dir, base);
-        let mut out = BufWriter::with_capacity(1024 * 1024, OpenOptions::new().create(true).write(true).truncate(true).open(&cleaned)?);
+        let out = match OpenOptions::new().create(true).write(true).truncate(true).open(&cleaned) {
+            Err(e) if skippable(&e) => return skip(&view, &e),
+            other => other?,
+        };
+        let mut out = BufWriter::with_capacity(1024 * 1024, out);
         let mut written = 0u64;
         let mut removed_aborts = Vec::new();
         for segment in &group {
             stats.bytes_before += segment.size;
-            for_each_batch(segment, &mut throttle, |header, bytes| {
+            let read = for_each_batch(segment, &mut throttle, |header, bytes| {
                 let kept =
                     clean_batch(header, bytes, &map, end, &mut txns, &producers.last_batch_of_producer, now_ms, horizon, &mut stats)?;
                 if let Some(kept) = kept {
@@ -594,7 +626,15 @@ pub(crate) fn clean(
                     }
                 }
                 Ok(true)
-            })?;
+            });
+            match read {
+                Err(e) if skippable(&e) => {
+                    drop(out);
+                    let _ = std::fs::remove_file(&cleaned);
+                    return skip(&view, &e);
+                }
+                other => other?,
+            }
         }
         throttle.account(written)?;
         let file = out.into_inner().map_err(|e| e.into_error())?;

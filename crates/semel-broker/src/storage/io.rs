@@ -27,6 +27,14 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Whether `e` says the process (EMFILE) or the system (ENFILE) has no file descriptor left.
+/// Such an error while opening a file fails the request that wanted it and is never a storage
+/// failure: nothing was written, and the same request succeeds once descriptors are free.
+pub fn is_fd_exhaustion(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::MFILE.raw_os_error()) || code == Some(rustix::io::Errno::NFILE.raw_os_error())
+}
+
 /// Health of the data directory. After the first failed write or fsync the directory is
 /// offline until restart: the broker never carries on as if data were safe (Kafka's
 /// `LogDirFailureChannel`; redb's `CheckedBackend`). Thread-safe.

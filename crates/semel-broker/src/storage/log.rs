@@ -104,6 +104,12 @@ impl Log {
             let base = log_start_checkpoint.max(0);
             log.segments.insert(base, Segment::create(dir, base)?);
         }
+        // Only the active segment keeps its file open; sealed ones are opened on demand
+        // (segment.rs: the fd budget).
+        let active_base = log.active().base_offset;
+        for segment in log.segments.range_mut(..active_base).map(|(_, s)| s) {
+            segment.release_file();
+        }
         let first_base = *log.segments.keys().next().expect("one segment");
         log.log_start_offset = log_start_checkpoint.max(first_base).min(log.log_end_offset());
         log.recover_producer_state(&mut report)?;
@@ -159,9 +165,10 @@ impl Log {
         let mut header_buf = [0u8; HEADER_SIZE];
         for segment in self.segments.range(start..).map(|(_, s)| s) {
             let Some((mut position, _)) = segment.find_batch(offset)? else { continue };
+            let file = segment.file()?;
             while position + HEADER_SIZE as u64 <= segment.size {
                 use std::os::unix::fs::FileExt;
-                segment.file.read_exact_at(&mut header_buf, position)?;
+                file.read_exact_at(&mut header_buf, position)?;
                 let header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
                 if header.last_offset() >= offset {
                     let marker =
@@ -214,18 +221,28 @@ impl Log {
         self.roll()
     }
 
-    /// Seals the active segment and starts a new one at the log end offset.
+    /// Seals the active segment and starts a new one at the log end offset. A failure leaves
+    /// the log as it was (the new segment's file is removed again), so an append that could not
+    /// roll, e.g. for want of a file descriptor, changed nothing.
     pub(crate) fn roll(&mut self) -> io::Result<()> {
         let base = self.log_end_offset();
         let active = self.active_mut();
         if active.base_offset == base {
             return Ok(()); // nothing in it
         }
-        active.file.sync_data()?;
+        active.file()?.sync_data()?;
         active.persist_indexes()?;
         let segment = Segment::create(&self.dir, base)?;
-        producer_state::write_snapshot(&self.dir, base, &self.producers)?;
+        if let Err(e) = producer_state::write_snapshot(&self.dir, base, &self.producers) {
+            drop(segment);
+            // An empty segment left in the middle of the log would hide the offsets after it.
+            if let Err(removed) = super::segment::delete_segment_files(&self.dir, base) {
+                tracing::warn!(dir = %self.dir.display(), base, error = %removed, "cannot remove the segment of a failed roll");
+            }
+            return Err(e);
+        }
         tracing::debug!(dir = %self.dir.display(), base, "rolled segment");
+        self.active_mut().release_file();
         self.segments.insert(base, segment);
         Ok(())
     }
@@ -238,8 +255,8 @@ impl Log {
     }
 
     /// The file handle of the active segment, for fsync outside the lock.
-    pub(crate) fn active_file(&self) -> std::sync::Arc<std::fs::File> {
-        std::sync::Arc::clone(&self.active().file)
+    pub(crate) fn active_file(&self) -> io::Result<std::sync::Arc<std::fs::File>> {
+        self.active().file()
     }
 
     /// Reads from `offset`: whole batches up to `max_bytes` (at least one when
@@ -383,7 +400,7 @@ impl Log {
                     next_offset: s.next_offset,
                     size: s.size,
                     max_timestamp: s.max_timestamp,
-                    file: std::sync::Arc::clone(&s.file),
+                    path: Segment::log_path(&self.dir, s.base_offset),
                 })
                 .collect(),
             active_base,
@@ -438,7 +455,8 @@ impl Log {
         super::io::sync_dir(&self.dir)?;
         super::cleaner::crash_point("swap-renamed")?;
         super::cleaner::finish_swap(&self.dir, &swap)?;
-        let (segment, tail) = Segment::open(&self.dir, base, false, index_interval_bytes)?;
+        let (mut segment, tail) = Segment::open(&self.dir, base, false, index_interval_bytes)?;
+        segment.release_file();
         if let Some(tail) = tail {
             // The cleaner fsynced the file before the swap; damage here is a disk fault.
             return Err(io::Error::new(io::ErrorKind::InvalidData, format!("cleaned segment {base} is damaged: {}", tail.reason)));

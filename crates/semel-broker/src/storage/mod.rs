@@ -14,3 +14,4 @@ pub(crate) mod records;
 pub(crate) mod segment;
 
 pub use partition::{AppendError, AppendInfo, Partition};
+pub use segment::{open_sealed_files, set_max_open_files, DEFAULT_MAX_OPEN_FILES as DEFAULT_MAX_OPEN_SEGMENT_FILES};

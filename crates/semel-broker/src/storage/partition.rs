@@ -257,7 +257,7 @@ impl Partition {
             next = header.next_offset();
         }
         if let Err(error) = log.append(&bytes, &headers, now_ms, &settings.log) {
-            self.health.fail("append", &error);
+            self.fail_unless_out_of_fds("append", &error);
             return Err(AppendError::Io(error));
         }
         for (header, _) in &headers {
@@ -307,6 +307,7 @@ impl Partition {
             let log = self.lock_log();
             (log.active_file(), log.log_end_offset())
         };
+        let file = file.inspect_err(|error| self.health.fail("fsync", error))?;
         self.unflushed_messages.store(0, Ordering::Release);
         let result = tokio::task::spawn_blocking(move || file.sync_data()).await.map_err(io::Error::other).and_then(|r| r);
         if let Err(error) = result {
@@ -409,7 +410,7 @@ impl Partition {
         batch::assign_offset(&mut bytes, offset, 0);
         let header = BatchHeader::parse(&bytes)?;
         if let Err(error) = log.append(&bytes, &[(header, 0)], now, &settings.log) {
-            self.health.fail("append marker", &error);
+            self.fail_unless_out_of_fds("append marker", &error);
             return Err(AppendError::Io(error));
         }
         log.producers.apply_marker(producer_id, producer_epoch, marker.coordinator_epoch, marker.commit, offset, now);
@@ -443,6 +444,19 @@ impl Partition {
     /// Forgets producers idle for longer than `expiration_ms`.
     pub(crate) fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
         self.lock_log().producers.expire(now_ms, expiration_ms)
+    }
+
+    /// Takes the log directory offline after a failed append, unless the append failed for
+    /// want of a file descriptor: only a segment roll opens files, before any byte of the append
+    /// is written, and a failed roll leaves the log as it was (`Log::roll`), so the produce gets
+    /// a retriable KAFKA_STORAGE_ERROR and the partition stays online. A failed write or fsync
+    /// is a storage failure.
+    fn fail_unless_out_of_fds(&self, what: &str, error: &io::Error) {
+        if super::io::is_fd_exhaustion(error) {
+            tracing::warn!(topic = %self.topic, partition = self.index, %error, what, "out of file descriptors: the request fails, the partition stays online");
+        } else {
+            self.health.fail(what, error);
+        }
     }
 
     pub(crate) fn health(&self) -> &LogDirHealth {

@@ -9,12 +9,22 @@
 //! Indexes are kept in memory and written when the segment is sealed (rolled) or the broker
 //! shuts down cleanly. They are derived data: on start-up an index that is missing or fails its
 //! checks is rebuilt from the log.
+//!
+//! File descriptors: only the active segment of a log keeps its `.log` file open (it is written
+//! and fsynced). A sealed segment's file is opened on demand, read-only, through one
+//! process-wide cache of at most [`max_open_files`] files (least recently used closed first;
+//! `[log] max_open_segment_files`), so the fds the logs hold do not grow with the number of
+//! segments. A reader keeps the `Arc<File>` it was given until its read is done. Opening can
+//! fail with EMFILE/ENFILE ([`super::io::is_fd_exhaustion`]): that fails the request that needed
+//! the file, never the log directory.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 
@@ -24,6 +34,70 @@ const TIME_INDEX_ENTRY: usize = 12;
 /// Formats a base offset as Kafka's 20-digit file name stem.
 pub(crate) fn file_stem(base_offset: i64) -> String {
     format!("{base_offset:020}")
+}
+
+/// Default of `[log] max_open_segment_files`.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 1000;
+
+static MAX_OPEN_FILES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_OPEN_FILES);
+static NEXT_SEGMENT_ID: AtomicU64 = AtomicU64::new(1);
+static OPEN_FILES: Mutex<FileCache> = Mutex::new(FileCache { files: None, order: BTreeMap::new(), tick: 0 });
+
+/// Sets how many sealed segment files the process keeps open (at least 1).
+pub fn set_max_open_files(max: usize) {
+    MAX_OPEN_FILES.store(max.max(1), Ordering::Relaxed);
+}
+
+/// How many sealed segment files the process keeps open.
+pub(crate) fn max_open_files() -> usize {
+    MAX_OPEN_FILES.load(Ordering::Relaxed)
+}
+
+/// Sealed segment files the cache holds open now (for tests and metrics).
+pub fn open_sealed_files() -> usize {
+    lock_cache().files.as_ref().map_or(0, HashMap::len)
+}
+
+/// Open files of sealed segments, by segment id, least recently used first in `order`.
+#[derive(Debug)]
+struct FileCache {
+    files: Option<HashMap<u64, (Arc<File>, u64)>>,
+    order: BTreeMap<u64, u64>,
+    tick: u64,
+}
+
+fn lock_cache() -> std::sync::MutexGuard<'static, FileCache> {
+    OPEN_FILES.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FileCache {
+    fn get(&mut self, id: u64) -> Option<Arc<File>> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (file, used) = self.files.get_or_insert_with(HashMap::new).get_mut(&id)?;
+        self.order.remove(used);
+        *used = tick;
+        self.order.insert(tick, id);
+        Some(Arc::clone(file))
+    }
+
+    fn insert(&mut self, id: u64, file: Arc<File>) {
+        self.forget(id);
+        let max = max_open_files();
+        while self.files.as_ref().is_some_and(|f| f.len() >= max) {
+            let Some((_, oldest)) = self.order.pop_first() else { break };
+            self.files.get_or_insert_with(HashMap::new).remove(&oldest);
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, id);
+        self.files.get_or_insert_with(HashMap::new).insert(id, (file, self.tick));
+    }
+
+    fn forget(&mut self, id: u64) {
+        if let Some((_, used)) = self.files.get_or_insert_with(HashMap::new).remove(&id) {
+            self.order.remove(&used);
+        }
+    }
 }
 
 /// Where a read starts and how many bytes it covers, in one segment file.
@@ -49,7 +123,11 @@ impl FileSlice {
 pub(crate) struct Segment {
     pub(crate) base_offset: i64,
     dir: PathBuf,
-    pub(crate) file: Arc<File>,
+    /// Identifies this segment's open file in the cache (a cleaned segment that replaces one
+    /// of the same base offset is a new segment with a new id).
+    id: u64,
+    /// The open file while the segment is active (or being opened); `None` once sealed.
+    pinned: Option<Arc<File>>,
     /// Bytes of valid batches in the file.
     pub(crate) size: u64,
     /// Offset after the last batch (equals `base_offset` when empty).
@@ -77,6 +155,28 @@ impl Segment {
         self.dir.join(format!("{}.timeindex", file_stem(self.base_offset)))
     }
 
+    /// The segment's file: the pinned one of an active segment, or the sealed file from the
+    /// cache, opened read-only when it is not there. Fails with EMFILE/ENFILE when the process
+    /// is out of file descriptors.
+    pub(crate) fn file(&self) -> io::Result<Arc<File>> {
+        if let Some(file) = &self.pinned {
+            return Ok(Arc::clone(file));
+        }
+        if let Some(file) = lock_cache().get(self.id) {
+            return Ok(file);
+        }
+        // Opened outside the cache lock; two readers racing both open, one file is kept.
+        let file = Arc::new(File::open(Self::log_path(&self.dir, self.base_offset))?);
+        lock_cache().insert(self.id, Arc::clone(&file));
+        Ok(file)
+    }
+
+    /// Seals the segment's file handling: its file is closed (readers holding it keep it until
+    /// they are done) and opened on demand from now on. The segment's data must be fsynced.
+    pub(crate) fn release_file(&mut self) {
+        self.pinned = None;
+    }
+
     /// Creates a new, empty segment file.
     pub(crate) fn create(dir: &Path, base_offset: i64) -> io::Result<Self> {
         let path = Self::log_path(dir, base_offset);
@@ -89,7 +189,8 @@ impl Segment {
         Self {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            id: NEXT_SEGMENT_ID.fetch_add(1, Ordering::Relaxed),
+            pinned: Some(Arc::new(file)),
             size: 0,
             next_offset: base_offset,
             offset_index: Vec::new(),
@@ -135,6 +236,7 @@ impl Segment {
     /// Loads index files and derives `next_offset` and timestamps from the last batches.
     /// Returns false when the indexes are missing or inconsistent with the log.
     fn load_indexes(&mut self, file_len: u64) -> io::Result<bool> {
+        let file = self.file()?;
         let (Ok(index), Ok(time_index)) = (std::fs::read(self.index_path()), std::fs::read(self.time_index_path())) else {
             return Ok(false);
         };
@@ -165,7 +267,7 @@ impl Segment {
             if file_len - position < HEADER_SIZE as u64 {
                 return Ok(false);
             }
-            self.file.read_exact_at(&mut header_buf, position)?;
+            file.read_exact_at(&mut header_buf, position)?;
             let Ok(header) = BatchHeader::parse(&header_buf) else { return Ok(false) };
             if header.magic != 2 || position + header.total_size() as u64 > file_len {
                 return Ok(false);
@@ -203,6 +305,7 @@ impl Segment {
     /// Scans the whole file, checking each batch's framing and CRC and rebuilding the indexes.
     /// Stops at the first bad batch and truncates the file there.
     fn recover(&mut self, file_len: u64, index_interval_bytes: u64) -> io::Result<Option<TruncatedTail>> {
+        let file = self.file()?;
         const CHUNK: usize = 8 * 1024 * 1024;
         let mut position = 0u64;
         let mut expected_offset = self.base_offset;
@@ -212,7 +315,7 @@ impl Segment {
             // Read a window of at least one whole batch.
             let want = ((file_len - position) as usize).min(CHUNK);
             buf.resize(want, 0);
-            self.file.read_exact_at(&mut buf, position)?;
+            file.read_exact_at(&mut buf, position)?;
             let mut at = 0usize;
             while at < buf.len() {
                 let rest = &buf[at..];
@@ -243,7 +346,7 @@ impl Segment {
                     if at == 0 {
                         // One batch larger than the window: read it whole.
                         buf.resize(total, 0);
-                        self.file.read_exact_at(&mut buf, position)?;
+                        file.read_exact_at(&mut buf, position)?;
                         continue;
                     }
                     break;
@@ -266,8 +369,8 @@ impl Segment {
         }
         if self.size < file_len {
             let dropped = file_len - self.size;
-            self.file.set_len(self.size)?;
-            self.file.sync_all()?;
+            file.set_len(self.size)?;
+            file.sync_all()?;
             return Ok(Some(TruncatedTail {
                 reason: reason.unwrap_or_else(|| "trailing bytes".into()),
                 valid_bytes: self.size,
@@ -307,7 +410,8 @@ impl Segment {
         now_ms: i64,
         index_interval_bytes: u64,
     ) -> io::Result<()> {
-        self.file.write_all_at(bytes, self.size)?;
+        let file = self.file()?;
+        file.write_all_at(bytes, self.size)?;
         for (header, at) in batches {
             self.index_batch(header, self.size + *at as u64, index_interval_bytes);
             self.next_offset = header.next_offset();
@@ -336,10 +440,11 @@ impl Segment {
     /// Finds the position of the batch that contains `offset` (or the first batch after it),
     /// scanning headers from the nearest index entry. Returns `None` past the end.
     pub(crate) fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let file = self.file()?;
         let mut position = self.lookup_position(offset);
         let mut header_buf = [0u8; HEADER_SIZE];
         while position + HEADER_SIZE as u64 <= self.size {
-            self.file.read_exact_at(&mut header_buf, position)?;
+            file.read_exact_at(&mut header_buf, position)?;
             let header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
             if header.last_offset() >= offset {
                 return Ok(Some((position, header)));
@@ -353,6 +458,7 @@ impl Segment {
     /// one batch however large) and never past `upper_offset` (exclusive).
     pub(crate) fn read(&self, offset: i64, max_bytes: usize, upper_offset: i64, min_one_batch: bool) -> io::Result<Option<FileSlice>> {
         let Some((start, first)) = self.find_batch(offset)? else { return Ok(None) };
+        let file = self.file()?;
         if first.base_offset >= upper_offset {
             return Ok(None);
         }
@@ -371,24 +477,26 @@ impl Segment {
             if end + HEADER_SIZE as u64 > self.size {
                 break;
             }
-            self.file.read_exact_at(&mut header_buf, end)?;
+            file.read_exact_at(&mut header_buf, end)?;
             header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         }
         if end == start {
             return Ok(None);
         }
-        Ok(Some(FileSlice { file: Arc::clone(&self.file), position: start, length: (end - start) as usize }))
+        Ok(Some(FileSlice { file, position: start, length: (end - start) as usize }))
     }
 
     /// Reads the whole batch at `position`.
     pub(crate) fn read_batch(&self, position: u64, header: &BatchHeader) -> io::Result<Vec<u8>> {
+        let file = self.file()?;
         let mut buf = vec![0u8; header.total_size()];
-        self.file.read_exact_at(&mut buf, position)?;
+        file.read_exact_at(&mut buf, position)?;
         Ok(buf)
     }
 
     /// Finds the first batch whose max timestamp is at least `target`, from the time index.
     pub(crate) fn find_by_timestamp(&self, target: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let file = self.file()?;
         if self.max_timestamp < target {
             return Ok(None);
         }
@@ -404,7 +512,7 @@ impl Segment {
             if position + HEADER_SIZE as u64 > self.size {
                 return Ok(None);
             }
-            self.file.read_exact_at(&mut header_buf, position)?;
+            file.read_exact_at(&mut header_buf, position)?;
             header = BatchHeader::parse(&header_buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         }
     }
@@ -433,6 +541,14 @@ impl Segment {
     /// Removes the segment's files.
     pub(crate) fn delete_files(&self) -> io::Result<()> {
         delete_segment_files(&self.dir, self.base_offset)
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.pinned.is_none() {
+            lock_cache().forget(self.id);
+        }
     }
 }
 
