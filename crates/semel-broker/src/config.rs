@@ -96,6 +96,9 @@ pub struct LogDefaults {
     /// write durable before the answer; larger values trade that for throughput, as Kafka's
     /// `log.flush.interval.messages` does.
     pub flush_interval_messages: u64,
+    /// Files of sealed (not active) segments kept open at once, over all logs; others are
+    /// opened when read (storage/segment.rs). Active segments are open besides these.
+    pub max_open_segment_files: usize,
 }
 
 impl Default for BrokerConfig {
@@ -140,6 +143,7 @@ impl Default for LogDefaults {
             message_timestamp_type: "CreateTime".into(),
             cleanup_policy: "delete".into(),
             flush_interval_messages: 1,
+            max_open_segment_files: crate::storage::DEFAULT_MAX_OPEN_SEGMENT_FILES,
         }
     }
 }
