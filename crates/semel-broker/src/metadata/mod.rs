@@ -1,8 +1,23 @@
 //! Cluster metadata of this single-node cluster: the cluster id, topics with their ids,
-//! partition counts and config overrides. Persisted in `<data_dir>/metadata.json`.
+//! partition counts and config overrides.
 //!
-//! File layout: a first line `semel-metadata <version> <crc32c hex of the rest>` and then the
-//! JSON body. A file whose checksum fails is refused at start-up (never silently replaced).
+//! Persisted in `<data_dir>/metadata.d/`: a `cluster` file (the cluster id) and one file per
+//! topic, `<topic id>.topic`, so that creating, changing or deleting a topic writes one small
+//! file whatever the number of topics. Each file is replaced atomically (temporary file, fsync,
+//! rename, fsync of the folder: `io::write_atomically`); a topic is in the metadata once its
+//! file is, which is before CreateTopics answers.
+//!
+//! File layout: a first line `<kind> <version> <crc32c hex of the rest>` (`semel-cluster 1`,
+//! `semel-topic 1`) and then the JSON body. A file whose checksum fails is refused at start-up
+//! (never silently replaced).
+//!
+//! Upgrade: a data directory of an earlier version has one `metadata.json` (`semel-metadata 1`)
+//! with every topic. At start-up it is written out as `metadata.d.new/`, which is renamed to
+//! `metadata.d/` once complete; then `metadata.json` is removed. A crash at any point leaves
+//! either the old file (the migration starts again) or the complete new folder.
+//!
+//! A topic creation that fails part-way (no file descriptor, a full disk) removes the partition
+//! folders it made and the topic's file, and answers KAFKA_STORAGE_ERROR; nothing is recorded.
 
 pub mod config;
 
@@ -14,12 +29,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, LogDefaults};
-use crate::storage::io::{write_atomically, LogDirHealth};
+use crate::storage::io::{is_fd_exhaustion, sync_dir, write_atomically, LogDirHealth};
 use crate::storage::log::Log;
 use crate::storage::partition::{AppendSettings, FlushPolicy, Partition};
 
-const METADATA_FILE: &str = "metadata.json";
+/// The single metadata file of earlier versions, read once to migrate it.
+const LEGACY_METADATA_FILE: &str = "metadata.json";
 const METADATA_VERSION: u32 = 1;
+const METADATA_DIR: &str = "metadata.d";
+const METADATA_DIR_NEW: &str = "metadata.d.new";
+const CLUSTER_FILE: &str = "cluster";
+const TOPIC_FILE_EXTENSION: &str = "topic";
 const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 const LOG_START_FILE: &str = "log-start-offset-checkpoint";
 /// Kafka's limit on topic name length.
@@ -27,6 +47,11 @@ const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Upper bound on partitions per topic and topics per broker: every queue is bounded.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 pub const MAX_TOPICS: usize = 10_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredCluster {
+    cluster_id: String,
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredMetadata {
@@ -183,17 +208,9 @@ impl Metadata {
         data_arrived: Arc<tokio::sync::watch::Sender<u64>>,
     ) -> Result<Self, MetadataError> {
         let data_dir = config.data_dir.clone();
+        crate::storage::set_max_open_files(config.log.max_open_segment_files);
         std::fs::create_dir_all(&data_dir)?;
-        let path = data_dir.join(METADATA_FILE);
-        let stored = match std::fs::read(&path) {
-            Ok(bytes) => Self::decode(&bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let fresh = StoredMetadata { cluster_id: new_cluster_id(), topics: Vec::new() };
-                write_atomically(&path, &Self::encode(&fresh)?)?;
-                fresh
-            }
-            Err(e) => return Err(e.into()),
-        };
+        let stored = load_or_migrate(&data_dir)?;
         let recovery_points = read_checkpoint(&data_dir.join(RECOVERY_POINT_FILE));
         let log_starts = read_checkpoint(&data_dir.join(LOG_START_FILE));
         let metadata = Self {
@@ -216,19 +233,106 @@ impl Metadata {
         Ok(metadata)
     }
 
+    #[cfg(test)]
     fn encode(stored: &StoredMetadata) -> Result<Vec<u8>, MetadataError> {
-        let body = serde_json::to_vec_pretty(stored).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
-        let mut out = format!("semel-metadata {METADATA_VERSION} {:08x}\n", crc32c::crc32c(&body)).into_bytes();
-        out.extend_from_slice(&body);
-        Ok(out)
+        encode_file("semel-metadata", stored)
     }
 
+    #[cfg(test)]
     fn decode(bytes: &[u8]) -> Result<StoredMetadata, MetadataError> {
+        decode_file("semel-metadata", bytes)
+    }
+
+    fn metadata_dir(&self) -> PathBuf {
+        self.data_dir.join(METADATA_DIR)
+    }
+
+    fn topic_file(&self, id: &Uuid) -> PathBuf {
+        self.metadata_dir().join(format!("{id}.{TOPIC_FILE_EXTENSION}"))
+    }
+
+    /// Writes a topic's file (creation, new partitions, new configs). Its cost does not
+    /// depend on the number of topics.
+    fn write_topic_file(&self, topic: &StoredTopic) -> Result<(), MetadataError> {
+        let bytes = encode_file("semel-topic", topic)?;
+        write_atomically(&self.topic_file(&topic.id), &bytes).map_err(|e| {
+            self.fail_unless_out_of_fds("write topic metadata", &e);
+            MetadataError::Io(e)
+        })
+    }
+
+    /// Removes a topic's file and makes that durable. After the removal itself the deletion
+    /// stands: a failed folder fsync is logged.
+    fn remove_topic_file(&self, id: &Uuid) -> Result<(), MetadataError> {
+        match std::fs::remove_file(self.topic_file(id)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                self.fail_unless_out_of_fds("remove topic metadata", &e);
+                return Err(e.into());
+            }
+        }
+        if let Err(e) = sync_dir(&self.metadata_dir()) {
+            tracing::warn!(error = %e, "cannot fsync the metadata folder after removing a topic's file");
+        }
+        Ok(())
+    }
+
+    /// A metadata write that failed for want of a file descriptor changed nothing on disk that
+    /// is not undone; any other failure takes the log directory offline.
+    fn fail_unless_out_of_fds(&self, what: &str, e: &std::io::Error) {
+        if is_fd_exhaustion(e) {
+            tracing::warn!(error = %e, what, "out of file descriptors: the metadata change is refused");
+        } else {
+            self.health.fail(what, e);
+        }
+    }
+
+    /// Undoes a topic creation that failed part-way: its partition folders and its file.
+    fn discard_created(&self, stored: &StoredTopic) {
+        for index in 0..stored.partitions {
+            let dir = self.partition_dir(&stored.name, index);
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Folders of unknown topics are removed at the next start.
+                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot remove the folder of a failed topic creation"),
+            }
+        }
+        let tmp = self.topic_file(&stored.id).with_extension("tmp");
+        let _ = std::fs::remove_file(tmp);
+        match std::fs::remove_file(self.topic_file(&stored.id)) {
+            Ok(()) => {
+                if let Err(e) = sync_dir(&self.metadata_dir()) {
+                    self.health.fail("remove the file of a failed topic creation", &e);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // The topic would come back at the next start.
+            Err(e) => self.health.fail("remove the file of a failed topic creation", &e),
+        }
+    }
+
+    fn stored_topic(topic: &Topic) -> StoredTopic {
+        StoredTopic { name: topic.name.clone(), id: topic.id, partitions: topic.partitions.len() as i32, configs: topic.config_overrides() }
+    }
+}
+
+/// Encodes a metadata file: header line `<kind> <version> <crc32c of the body>`, JSON body.
+fn encode_file<T: Serialize>(kind: &str, value: &T) -> Result<Vec<u8>, MetadataError> {
+    let body = serde_json::to_vec_pretty(value).map_err(|e| MetadataError::Corrupt(e.to_string()))?;
+    let mut out = format!("{kind} {METADATA_VERSION} {:08x}\n", crc32c::crc32c(&body)).into_bytes();
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+fn decode_file<T: serde::de::DeserializeOwned>(kind: &str, bytes: &[u8]) -> Result<T, MetadataError> {
+    {
         let newline = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| MetadataError::Corrupt("no header line".into()))?;
         let header = std::str::from_utf8(&bytes[..newline]).map_err(|_| MetadataError::Corrupt("header is not text".into()))?;
         let body = &bytes[newline + 1..];
         let parts: Vec<&str> = header.split(' ').collect();
-        if parts.len() != 3 || parts[0] != "semel-metadata" {
+        if parts.len() != 3 || parts[0] != kind {
             return Err(MetadataError::Corrupt(format!("unexpected header '{header}'")));
         }
         if parts[1] != METADATA_VERSION.to_string() {
@@ -240,7 +344,70 @@ impl Metadata {
         }
         serde_json::from_slice(body).map_err(|e| MetadataError::Corrupt(e.to_string()))
     }
+}
 
+fn read_metadata_file<T: serde::de::DeserializeOwned>(kind: &str, path: &Path) -> Result<T, MetadataError> {
+    let bytes = std::fs::read(path)?;
+    decode_file(kind, &bytes).map_err(|e| match e {
+        MetadataError::Corrupt(why) => MetadataError::Corrupt(format!("{}: {why}", path.display())),
+        other => other,
+    })
+}
+
+/// Reads `metadata.d/`, first creating it from `metadata.json` (earlier versions) or for a new
+/// cluster when it does not exist.
+fn load_or_migrate(data_dir: &Path) -> Result<StoredMetadata, MetadataError> {
+    let dir = data_dir.join(METADATA_DIR);
+    let legacy = data_dir.join(LEGACY_METADATA_FILE);
+    if !dir.exists() {
+        let new_dir = data_dir.join(METADATA_DIR_NEW);
+        if new_dir.exists() {
+            std::fs::remove_dir_all(&new_dir)?; // a migration a crash interrupted
+        }
+        let (stored, migrated) = match std::fs::read(&legacy) {
+            Ok(bytes) => (decode_file::<StoredMetadata>("semel-metadata", &bytes)?, true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (StoredMetadata { cluster_id: new_cluster_id(), topics: Vec::new() }, false)
+            }
+            Err(e) => return Err(e.into()),
+        };
+        std::fs::create_dir(&new_dir)?;
+        write_atomically(
+            &new_dir.join(CLUSTER_FILE),
+            &encode_file("semel-cluster", &StoredCluster { cluster_id: stored.cluster_id.clone() })?,
+        )?;
+        for topic in &stored.topics {
+            write_atomically(&new_dir.join(format!("{}.{TOPIC_FILE_EXTENSION}", topic.id)), &encode_file("semel-topic", topic)?)?;
+        }
+        std::fs::rename(&new_dir, &dir)?;
+        sync_dir(data_dir)?;
+        if migrated {
+            tracing::info!(topics = stored.topics.len(), "metadata.json migrated to metadata.d/ (one file per topic)");
+        }
+    }
+    if legacy.exists() {
+        // Migrated (possibly by a start that crashed right after the rename).
+        std::fs::remove_file(&legacy)?;
+        sync_dir(data_dir)?;
+    }
+    let cluster: StoredCluster = read_metadata_file("semel-cluster", &dir.join(CLUSTER_FILE))?;
+    let mut topics: Vec<StoredTopic> = Vec::new();
+    for entry in std::fs::read_dir(&dir)? {
+        let path = entry?.path();
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(TOPIC_FILE_EXTENSION) => topics.push(read_metadata_file("semel-topic", &path)?),
+            Some("tmp") => std::fs::remove_file(&path)?, // a write a crash interrupted
+            _ => {}
+        }
+    }
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(w) = topics.windows(2).find(|w| w[0].name == w[1].name) {
+        return Err(MetadataError::Corrupt(format!("two topic files name topic '{}' ({} and {})", w[0].name, w[0].id, w[1].id)));
+    }
+    Ok(StoredMetadata { cluster_id: cluster.cluster_id, topics })
+}
+
+impl Metadata {
     fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
@@ -304,27 +471,6 @@ impl Metadata {
         self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn persist(&self, inner: &Inner) -> Result<(), MetadataError> {
-        let stored = StoredMetadata {
-            cluster_id: self.cluster_id.clone(),
-            topics: inner
-                .topics
-                .values()
-                .map(|t| StoredTopic {
-                    name: t.name.clone(),
-                    id: t.id,
-                    partitions: t.partitions.len() as i32,
-                    configs: t.config_overrides(),
-                })
-                .collect(),
-        };
-        let bytes = Self::encode(&stored)?;
-        write_atomically(&self.data_dir.join(METADATA_FILE), &bytes).map_err(|e| {
-            self.health.fail("write metadata", &e);
-            MetadataError::Io(e)
-        })
-    }
-
     pub fn defaults(&self) -> &LogDefaults {
         &self.defaults
     }
@@ -380,14 +526,24 @@ impl Metadata {
                 std::fs::remove_dir_all(&dir)?;
             }
         }
-        let topic = Arc::new(self.open_topic(&stored, &HashMap::new(), &HashMap::new())?);
-        inner.by_id.insert(topic.id, topic.name.clone());
-        inner.topics.insert(topic.name.clone(), Arc::clone(&topic));
-        if let Err(e) = self.persist(&inner) {
-            inner.topics.remove(&topic.name);
-            inner.by_id.remove(&topic.id);
+        // The partition folders, then the topic's file: a crash in between leaves folders of
+        // an unknown topic, removed at the next start. A failure removes what was made.
+        let topic = match self.open_topic(&stored, &HashMap::new(), &HashMap::new()) {
+            Ok(topic) => Arc::new(topic),
+            Err(e) => {
+                tracing::warn!(topic = %stored.name, error = %e, "topic creation failed; what it created is removed");
+                self.discard_created(&stored);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.write_topic_file(&stored) {
+            tracing::warn!(topic = %stored.name, error = %e, "topic creation failed; what it created is removed");
+            drop(topic);
+            self.discard_created(&stored);
             return Err(e);
         }
+        inner.by_id.insert(topic.id, topic.name.clone());
+        inner.topics.insert(topic.name.clone(), Arc::clone(&topic));
         tracing::info!(topic = %topic.name, id = %topic.id, partitions = topic.partitions.len(), "created topic");
         Ok(topic)
     }
@@ -397,7 +553,7 @@ impl Metadata {
         let mut inner = self.write_inner();
         let topic = inner.topics.remove(name).ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         inner.by_id.remove(&topic.id);
-        if let Err(e) = self.persist(&inner) {
+        if let Err(e) = self.remove_topic_file(&topic.id) {
             inner.by_id.insert(topic.id, topic.name.clone());
             inner.topics.insert(topic.name.clone(), Arc::clone(&topic));
             return Err(e);
@@ -438,20 +594,32 @@ impl Metadata {
         let overrides = topic.config_overrides();
         let settings = config::resolve(&overrides, &self.defaults);
         let mut partitions = topic.partitions.clone();
+        let remove_new = |upto: i32| {
+            for index in current..upto {
+                let _ = std::fs::remove_dir_all(self.partition_dir(name, index));
+            }
+        };
         for index in current..new_total {
             let dir = self.partition_dir(name, index);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
             }
-            let (log, _) = Log::open(&dir, 0, 0, &settings.log)?;
-            partitions.push(Arc::new(self.new_partition(name, index, log)));
+            match Log::open(&dir, 0, 0, &settings.log) {
+                Ok((log, _)) => partitions.push(Arc::new(self.new_partition(name, index, log))),
+                Err(e) => {
+                    drop(partitions);
+                    remove_new(index + 1);
+                    return Err(e.into());
+                }
+            }
         }
         let grown = Arc::new(Topic { name: topic.name.clone(), id: topic.id, partitions, configs: RwLock::new(overrides) });
-        inner.topics.insert(name.to_string(), Arc::clone(&grown));
-        if let Err(e) = self.persist(&inner) {
-            inner.topics.insert(name.to_string(), topic);
+        if let Err(e) = self.write_topic_file(&Self::stored_topic(&grown)) {
+            drop(grown);
+            remove_new(new_total);
             return Err(e);
         }
+        inner.topics.insert(name.to_string(), grown);
         Ok(())
     }
 
@@ -466,7 +634,7 @@ impl Metadata {
         let inner = self.write_inner();
         let topic = inner.topics.get(name).cloned().ok_or_else(|| MetadataError::UnknownTopic(name.to_string()))?;
         let previous = std::mem::replace(&mut *topic.configs.write().unwrap_or_else(std::sync::PoisonError::into_inner), configs);
-        if let Err(e) = self.persist(&inner) {
+        if let Err(e) = self.write_topic_file(&Self::stored_topic(&topic)) {
             *topic.configs.write().unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
             return Err(e);
         }
