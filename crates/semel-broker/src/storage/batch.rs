@@ -250,25 +250,24 @@ pub(crate) fn decompress(codec: i16, payload: &[u8]) -> Result<Bytes, BatchError
     super::decompress::decompress(codec, payload, super::decompress::MAX_DECOMPRESSED_BYTES).map(Bytes::from)
 }
 
-/// Reads a zig-zag varint (as Kafka's `ByteUtils.readVarint`).
+/// Reads a zig-zag varint of a record as Kafka's `ByteUtils.readVarint` does, and as produce
+/// checked it ([`super::record_check`]): at most 5 bytes, the bits past 32 dropped. Readers of
+/// stored batches must read a record exactly as produce's check did: a wider reading of the
+/// same bytes would find a different length in a batch that was accepted.
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
-    let mut value: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let Some(&byte) = buf.get(*pos) else {
-            return Err(BatchError::Invalid("record varint runs past the batch".into()));
-        };
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-        if shift > 63 {
-            return Err(BatchError::Invalid("record varint too long".into()));
-        }
-    }
-    Ok(((value >> 1) as i64) ^ -((value & 1) as i64))
+    let mut cursor = super::record_check::Cursor::new(buf.get(*pos..).unwrap_or_default());
+    let value = cursor.varint().map_err(|e| BatchError::Invalid(format!("record: {e}")))?;
+    *pos += cursor.pos;
+    Ok(i64::from(value))
+}
+
+/// Reads a zig-zag varlong of a record (its timestamp delta) as Kafka's
+/// `ByteUtils.readVarlong` does: at most 10 bytes.
+pub(crate) fn read_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, BatchError> {
+    let mut cursor = super::record_check::Cursor::new(buf.get(*pos..).unwrap_or_default());
+    let value = cursor.varlong().map_err(|e| BatchError::Invalid(format!("record: {e}")))?;
+    *pos += cursor.pos;
+    Ok(value)
 }
 
 /// Writes the broker-owned fields of a batch that is about to be appended: its base offset and
@@ -338,7 +337,7 @@ fn for_each_record(batch: &[u8], header: &BatchHeader, mut f: impl FnMut(i64, i6
         }
         let body = &records[pos..pos + length as usize];
         let mut at = 1usize;
-        let timestamp_delta = read_varint(body, &mut at)?;
+        let timestamp_delta = read_varlong(body, &mut at)?;
         let offset_delta = read_varint(body, &mut at)?;
         f(header.base_offset + offset_delta, header.base_timestamp + timestamp_delta);
         pos += length as usize;
@@ -374,6 +373,31 @@ pub(crate) mod tests {
         let mut buf = BytesMut::new();
         RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression }).expect("encode");
         buf.to_vec()
+    }
+
+    /// Found writing fuzz/'s read-back check (every batch produce accepts must be read by the
+    /// stored-batch readers as produce read it): a record length written as a 5-byte varint
+    /// whose last byte carries bits past 32. Kafka's `readVarint` drops them and so does
+    /// produce's check, which accepted the batch; ListOffsets and the cleaner read the length
+    /// as 2^31 + 7 and failed on it ("record runs past the batch").
+    #[test]
+    fn stored_readers_read_a_record_as_produce_checked_it() {
+        let mut batch = encode_batch(1, Compression::None, 1_000)[..HEADER_SIZE].to_vec();
+        // length 7 (bits past 32 set), attributes, timestamp delta 0, offset delta 0, key "k",
+        // null value, no headers.
+        batch.extend_from_slice(&[0x8e, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 2, b'k', 1, 0]);
+        let length = (batch.len() - LOG_OVERHEAD) as i32;
+        batch[BATCH_LENGTH..BATCH_LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[CRC..CRC + 4].copy_from_slice(&crc.to_be_bytes());
+        let header = check_framing_and_crc(&batch).expect("framed");
+        validate_records(&batch, &header, true, 1 << 20).expect("accepted, as Kafka accepts it");
+        assert_eq!(offset_of_max_timestamp(&batch), Ok((header.base_offset, 1_000)));
+        assert_eq!(first_offset_with_timestamp(&batch, 0), Ok(Some((header.base_offset, 1_000))));
+        let decoded = crate::storage::records::decode(&batch, &header).expect("the cleaner reads it");
+        assert_eq!(decoded.records.len(), 1);
+        assert_eq!(decoded.key(&decoded.records[0]), Some(&b"k"[..]));
+        assert!(decoded.records[0].tombstone);
     }
 
     #[test]
@@ -496,7 +520,7 @@ pub fn parse_marker(batch: &[u8]) -> Option<Marker> {
     let mut pos = 0usize;
     let _length = read_varint(records, &mut pos).ok()?;
     pos += 1; // attributes
-    let _timestamp_delta = read_varint(records, &mut pos).ok()?;
+    let _timestamp_delta = read_varlong(records, &mut pos).ok()?;
     let _offset_delta = read_varint(records, &mut pos).ok()?;
     let key_length = read_varint(records, &mut pos).ok()?;
     if key_length < 4 {

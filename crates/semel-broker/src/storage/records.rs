@@ -14,7 +14,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
 use super::batch::{
-    self, read_varint, BatchError, BatchHeader, ATTRIBUTES, BASE_TIMESTAMP, BATCH_LENGTH, CRC, HEADER_SIZE, LOG_OVERHEAD, RECORDS_COUNT,
+    self, read_varint, read_varlong, BatchError, BatchHeader, ATTRIBUTES, BASE_TIMESTAMP, BATCH_LENGTH, CRC, HEADER_SIZE, LOG_OVERHEAD,
+    RECORDS_COUNT,
 };
 
 /// Attribute bit of a batch whose base timestamp is its delete horizon (KIP-534).
@@ -77,7 +78,7 @@ pub(crate) fn decode(bytes: &[u8], header: &BatchHeader) -> Result<BatchRecords,
         let end = pos + length as usize;
         let attributes = data[pos];
         let mut at = pos + 1;
-        let timestamp_delta = read_varint(&data[..end], &mut at)?;
+        let timestamp_delta = read_varlong(&data[..end], &mut at)?;
         let tail_start = at;
         let offset_delta = read_varint(&data[..end], &mut at)?;
         let key_length = read_varint(&data[..end], &mut at)?;
