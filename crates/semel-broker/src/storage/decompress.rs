@@ -3,11 +3,12 @@
 //!
 //! A 128-byte snappy block can claim 4 GiB, and 131 KB of zstd can expand to 4 GiB of zeros;
 //! the codecs' one-shot helpers would allocate or produce all of it before anyone looked.
-//! Here gzip, lz4 (Kafka's LZ4 frame) and zstd are read as streams in chunks and cut off at the
-//! limit; snappy (raw blocks, and the xerial framing the Java client writes) states each
-//! block's length up front, which is accepted only when it is within the limit and within what
-//! the block's bytes can expand to (at most 64 output bytes per 3-byte copy element, so under
-//! 22 times its size).
+//! Here gzip and lz4 (Kafka's LZ4 frame) are read as streams in chunks and cut off at the limit;
+//! zstd is decoded in one shot into a buffer that doubles up to the limit (its streaming decoder
+//! would first allocate the window the frame header claims); snappy (raw blocks, and the xerial
+//! framing the Java client writes) states each block's length up front, which is accepted only
+//! when it is within the limit and within what the block's bytes can expand to (at most 64 output
+//! bytes per 3-byte copy element, so under 22 times its size).
 //!
 //! Who decompresses where: produce runs it off the async workers, at most
 //! `decompression_threads` at a time (`server::handlers::produce`), with
@@ -49,7 +50,7 @@ pub(crate) fn decompress(codec: i16, payload: &[u8], limit: usize) -> Result<Vec
             Ok(out)
         }
         3 => read_bounded(lz4::Decoder::new(payload).map_err(|e| corrupt("lz4", e))?, limit, "lz4"),
-        4 => read_bounded(zstd::stream::read::Decoder::new(payload).map_err(|e| corrupt("zstd", e))?, limit, "zstd"),
+        4 => zstd_bounded(&mut zstd::zstd_safe::DCtx::create(), payload, limit),
         other => Err(BatchError::Invalid(format!("unknown compression codec {other}"))),
     }
 }
@@ -72,6 +73,27 @@ fn read_bounded(mut reader: impl Read, limit: usize, codec: &str) -> Result<Vec<
         }
         if out.len() > limit {
             return Err(too_large(limit));
+        }
+    }
+}
+
+/// zstd in one shot into a buffer that doubles up to the limit. Decoding into the output, the
+/// decoder keeps no window of its own: what it allocates is the output, never what a frame
+/// header claims (the streaming decoder allocates the window a frame declares, up to 128 MiB,
+/// before it writes a byte: a 30-byte frame made it allocate 80 MB, found by fuzz/).
+fn zstd_bounded(dctx: &mut zstd::zstd_safe::DCtx<'_>, payload: &[u8], limit: usize) -> Result<Vec<u8>, BatchError> {
+    use zstd::zstd_safe::{self, zstd_sys::ZSTD_ErrorCode};
+    let too_small = 0usize.wrapping_sub(ZSTD_ErrorCode::ZSTD_error_dstSize_tooSmall as usize);
+    let full = limit.saturating_add(1);
+    let mut capacity = full.min(payload.len().saturating_mul(8).max(64 * 1024));
+    loop {
+        let mut out = Vec::with_capacity(capacity);
+        match dctx.decompress(&mut out, payload) {
+            Ok(_) if out.len() > limit => return Err(too_large(limit)),
+            Ok(_) => return Ok(out),
+            Err(code) if code == too_small && capacity < full => capacity = capacity.saturating_mul(2).min(full),
+            Err(code) if code == too_small => return Err(too_large(limit)),
+            Err(code) => return Err(corrupt("zstd", zstd_safe::get_error_name(code))),
         }
     }
 }
@@ -171,6 +193,25 @@ mod tests {
         }
         assert!(decompress(2, &many, 1 << 20).is_err());
         assert_eq!(decompress(2, &many, 40 * 60_000).expect("within").len(), 40 * 60_000);
+    }
+
+    /// Found by fuzz/ (`decompress` and `batch_framed`: libFuzzer's malloc limit): a 30-byte
+    /// zstd frame whose header declares an 80 MB window. The streaming decoder allocated the
+    /// window before writing a byte, whatever the limit; decoded in one shot into the output,
+    /// nothing is allocated for it.
+    #[test]
+    fn a_zstd_window_claim_allocates_nothing() {
+        let frame = b"\x28\xb5\x2f\xfd\x00\x82\x53\x4e\x41\x50\x50\x59\x00\x00\x1b\x00\x00\x07\x28\xb5\x2f\xfd\x00\x00\x1b\x00\x00\x2a\x00";
+        let mut streaming = zstd::zstd_safe::DCtx::create();
+        let mut out = Vec::with_capacity(1024);
+        let _ =
+            streaming.decompress_stream(&mut zstd::zstd_safe::OutBuffer::around(&mut out), &mut zstd::zstd_safe::InBuffer::around(frame));
+        assert!(streaming.sizeof() > 64 << 20, "the streaming decoder holds {} bytes", streaming.sizeof());
+        let mut one_shot = zstd::zstd_safe::DCtx::create();
+        let before = one_shot.sizeof();
+        assert!(zstd_bounded(&mut one_shot, frame, 128 << 10).is_err());
+        assert_eq!(one_shot.sizeof(), before, "the one-shot decoder allocated for the claimed window");
+        assert!(decompress(4, frame, MAX_DECOMPRESSED_BYTES).is_err());
     }
 
     #[test]
