@@ -30,6 +30,8 @@ pub struct BrokerState {
     pub advertised_port: i32,
     /// Permits for checking compressed batches (`decompression_threads`).
     pub decompression: Arc<tokio::sync::Semaphore>,
+    /// Bytes the network side holds (`max_buffered_bytes`): frames and Fetch responses.
+    pub(crate) memory: Arc<crate::server::memory::MemoryPool>,
 }
 
 /// A running broker. Dropping it without `shutdown` aborts its tasks (files are left as a
@@ -94,6 +96,7 @@ impl Broker {
             advertised_host,
             advertised_port,
             decompression: Arc::new(tokio::sync::Semaphore::new(config.decompression_threads)),
+            memory: crate::server::memory::MemoryPool::new(config.max_buffered_bytes),
             config,
         });
         let mut tasks =
@@ -114,6 +117,12 @@ impl Broker {
             None
         };
         Ok(Self { state, local_addr, shutdown_tx, tasks, cleaner })
+    }
+
+    /// Bytes the network side holds now (frames being received or handled, Fetch responses
+    /// not yet written), at most about `max_buffered_bytes`.
+    pub fn buffered_bytes(&self) -> usize {
+        self.state.memory.used()
     }
 
     /// The address the listener is bound to.

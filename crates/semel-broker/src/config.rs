@@ -33,6 +33,22 @@ pub struct BrokerConfig {
     /// Requests read from one connection before its responses are written; the reader waits
     /// when this many are outstanding.
     pub max_in_flight_requests_per_connection: usize,
+    /// Connections from one IP address beyond this are refused at accept with a log line
+    /// (Kafka's `max.connections.per.ip`; by default only `max_connections` applies).
+    pub max_connections_per_ip: usize,
+    /// A connection with no request outstanding and no bytes read or written for this long is
+    /// closed (Kafka's `connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
+    /// Once a request's size prefix has arrived, its whole frame must arrive within this time,
+    /// or the connection is closed (a client that starts frames and stalls holds memory).
+    pub request_receive_timeout_ms: u64,
+    /// Most bytes of record data in one Fetch response, whatever the request's max_bytes
+    /// (Kafka's `fetch.max.bytes`); a first batch larger than this is still returned whole.
+    pub fetch_max_bytes: usize,
+    /// Bytes the network side may hold over all connections: request frames being received or
+    /// handled, and Fetch responses waiting to be written. When it is used up, connections stop
+    /// reading until bytes are given back (Kafka's `queued.max.request.bytes` memory pool).
+    pub max_buffered_bytes: usize,
     /// Create a topic when a client asks Metadata for one that does not exist.
     pub auto_create_topics_enable: bool,
     /// Partition count of auto-created topics and of CreateTopics with -1.
@@ -113,11 +129,13 @@ impl Default for BrokerConfig {
             max_decompressed_batch_bytes: 64 * 1024 * 1024,
             decompression_threads: 2,
             max_in_flight_requests_per_connection: 64,
+            max_connections_per_ip: 1024,
+            connections_max_idle_ms: 600_000,
+            request_receive_timeout_ms: 60_000,
+            fetch_max_bytes: 55 * 1024 * 1024,
+            max_buffered_bytes: 512 * 1024 * 1024,
             auto_create_topics_enable: true,
             num_partitions: 1,
-    /// Files of sealed (not active) segments kept open at once, over all logs; others are
-    /// opened when read (storage/segment.rs). Active segments are open besides these.
-    pub max_open_segment_files: usize,
             retention_check_interval_ms: 30_000,
             checkpoint_interval_ms: 60_000,
             flush_interval_ms: 1_000,
@@ -165,7 +183,6 @@ impl BrokerConfig {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read { path: path.to_path_buf(), source })?;
         toml::from_str(&text).map_err(|source| ConfigFileError::Parse { path: path.to_path_buf(), source: Box::new(source) })
     }
-            max_open_segment_files: crate::storage::DEFAULT_MAX_OPEN_SEGMENT_FILES,
 
     /// Checks relations between settings and the topic-config defaults.
     pub fn validate(&self) -> Result<(), ConfigFileError> {
@@ -175,6 +192,22 @@ impl BrokerConfig {
         }
         if self.max_connections == 0 || self.max_in_flight_requests_per_connection == 0 {
             return invalid("max_connections and max_in_flight_requests_per_connection must be positive".into());
+        }
+        if self.max_connections_per_ip == 0 {
+            return invalid("max_connections_per_ip must be positive".into());
+        }
+        if self.connections_max_idle_ms == 0 || self.request_receive_timeout_ms == 0 {
+            return invalid("connections_max_idle_ms and request_receive_timeout_ms must be positive".into());
+        }
+        if self.fetch_max_bytes < 1024 || self.fetch_max_bytes > i32::MAX as usize {
+            return invalid(format!("fetch_max_bytes {} must be between 1024 and {}", self.fetch_max_bytes, i32::MAX));
+        }
+        let needed = self.max_request_bytes.max(self.fetch_max_bytes);
+        if self.max_buffered_bytes < needed {
+            return invalid(format!(
+                "max_buffered_bytes {} must be at least max_request_bytes and fetch_max_bytes ({needed}), or such a request could never be read",
+                self.max_buffered_bytes
+            ));
         }
         let max = crate::storage::decompress::MAX_DECOMPRESSED_BYTES;
         if self.max_decompressed_batch_bytes < 1024 * 1024 || self.max_decompressed_batch_bytes > max {

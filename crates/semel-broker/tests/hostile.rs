@@ -5,16 +5,9 @@ mod common;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use common::raw::{keyless_batch, RawClient};
-use common::TestBroker;
+use common::{process_status_bytes, reset_peak_rss, TestBroker};
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::protocol::{Encodable, StrBytes};
-
-/// A field of /proc/self/status in bytes (VmRSS, VmHWM). The broker runs in this process.
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
-    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number of kB") * 1024
-}
 
 /// A request frame body: header (v1 or v2 as the API wants) and `body`.
 fn request(api_key: i16, version: i16, correlation_id: i32, body: &[u8]) -> Bytes {
@@ -63,8 +56,8 @@ async fn maximal_counts_and_lengths_in_every_request_leave_the_broker_up_and_its
     // bytes), i16::MAX (strings), the largest unsigned varint (flexible versions).
     let patterns: [&[u8]; 3] = [&[0x7f, 0xff, 0xff, 0xff], &[0x7f, 0xff], &[0xff, 0xff, 0xff, 0xff, 0x0f]];
     // Reset the peak RSS, so that VmHWM afterwards is the peak of this run.
-    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
-    let before = status_bytes("VmRSS:");
+    reset_peak_rss();
+    let before = process_status_bytes("VmRSS:");
     let (mut answered, mut closed) = (0, 0);
     for api in &advertised.api_keys {
         let versions = api.min_version.max(if api.api_key == ApiKey::Produce as i16 { 3 } else { 0 })..=api.max_version;
@@ -84,7 +77,7 @@ async fn maximal_counts_and_lengths_in_every_request_leave_the_broker_up_and_its
             }
         }
     }
-    let peak = status_bytes("VmHWM:");
+    let peak = process_status_bytes("VmHWM:");
     eprintln!("{answered} answered, {closed} closed; RSS {} MiB before, peak {} MiB", before >> 20, peak >> 20);
     assert!(closed > 1_000, "only {closed} hostile requests were refused");
     // Generous: the in-process broker, the test's buffers and allocator slack.
@@ -205,13 +198,13 @@ async fn decompression_bombs_stop_at_the_limit() {
     drop(zeros);
 
     let mut client = RawClient::connect(&broker.bootstrap()).await;
-    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
-    let before = status_bytes("VmRSS:");
+    reset_peak_rss();
+    let before = process_status_bytes("VmRSS:");
     for (codec, bomb) in bombs {
         assert!(bomb.len() < 8 << 20, "{codec}: a {} byte bomb", bomb.len());
         assert_eq!(produce_raw(&mut client, "bombs", bomb).await, 2, "{codec}: CORRUPT_MESSAGE");
     }
-    let peak = status_bytes("VmHWM:");
+    let peak = process_status_bytes("VmHWM:");
     eprintln!("RSS {} MiB before, peak {} MiB", before >> 20, peak >> 20);
     assert!(peak < before + (200 << 20), "RSS peaked at {} MiB, {} MiB before", peak >> 20, before >> 20);
     // A normal compressed batch still goes in.

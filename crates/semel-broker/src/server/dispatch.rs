@@ -13,14 +13,15 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::task::JoinHandle;
 
 use super::handlers;
+use super::memory::Reservation;
 use super::versions::{self, PRODUCE_MIN_DECODABLE};
 use crate::broker::BrokerState;
 
 /// What the writer does for one request.
 #[derive(Debug)]
 pub(crate) enum Outcome {
-    /// A framed response (size prefix included).
-    Respond(Bytes),
+    /// A framed response (size prefix included), with the memory it holds until written.
+    Respond(Bytes, Option<Reservation>),
     /// Nothing (Produce with acks=0).
     NoResponse,
     /// Close the connection after the responses before this one.
@@ -80,22 +81,32 @@ fn frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, respo
     }
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Outcome::Respond(buf.freeze())
+    Outcome::Respond(buf.freeze(), None)
 }
 
-fn finish<R: Encodable + Send + 'static>(api_key: ApiKey, version: i16, correlation_id: i32, response: Response<R>) -> Reply {
+/// Frames a handler's response. `request_memory` (the frame's reservation) is given back when
+/// the answer is known: now, or when the deferred part has finished.
+fn finish<R: Encodable + Send + 'static>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: Response<R>,
+    request_memory: Reservation,
+) -> Reply {
     match response {
         Response::Now(r) => Reply::Ready(frame(api_key, version, correlation_id, &r)),
         Response::None => Reply::Ready(Outcome::NoResponse),
         Response::Later(future) => Reply::Deferred(tokio::spawn(async move {
             let r = future.await;
+            drop(request_memory);
             frame(api_key, version, correlation_id, &r)
         })),
     }
 }
 
-/// Handles one request frame (without its size prefix).
-pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr, mut body: Bytes) -> Reply {
+/// Handles one request frame (without its size prefix); `request_memory` is the frame's
+/// reservation in the broker's memory pool.
+pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr, mut body: Bytes, request_memory: Reservation) -> Reply {
     let raw_key = i16::from_be_bytes([body[0], body[1]]);
     let version = i16::from_be_bytes([body[2], body[3]]);
     let Ok(api_key) = ApiKey::try_from(raw_key) else {
@@ -137,8 +148,27 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr,
                         Ok(r) => r,
                         Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request: {e}")),
                     };
-                    finish(api_key, version, correlation_id, $handler(&ctx, request).await)
+                    finish(api_key, version, correlation_id, $handler(&ctx, request).await, request_memory)
                 })*
+                // The Fetch response holds memory of its own until it is written.
+                ApiKey::Fetch => {
+                    if let Err(e) = super::wire::check_request(raw_key, version, &body) {
+                        return Reply::close(format!("malformed {api_key:?} v{version} request: {e}"));
+                    }
+                    let request = match m::FetchRequest::decode(&mut body, version) {
+                        Ok(r) => r,
+                        Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request: {e}")),
+                    };
+                    drop(request_memory);
+                    let read = handlers::fetch::handle(&ctx, request);
+                    Reply::Deferred(tokio::spawn(async move {
+                        let (response, memory) = read.await;
+                        match frame(api_key, version, correlation_id, &response) {
+                            Outcome::Respond(bytes, _) => Outcome::Respond(bytes, memory),
+                            other => other,
+                        }
+                    }))
+                }
                 other => Reply::close(format!("{other:?} has no handler")),
             }
         };
@@ -148,7 +178,6 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr,
         ApiVersions => m::ApiVersionsRequest => handlers::api_versions::handle,
         Metadata => m::MetadataRequest => handlers::metadata::handle,
         Produce => m::ProduceRequest => handlers::produce::handle,
-        Fetch => m::FetchRequest => handlers::fetch::handle,
         ListOffsets => m::ListOffsetsRequest => handlers::list_offsets::handle,
         OffsetForLeaderEpoch => m::OffsetForLeaderEpochRequest => handlers::list_offsets::offset_for_leader_epoch,
         CreateTopics => m::CreateTopicsRequest => handlers::topics::create_topics,

@@ -44,6 +44,18 @@ pub async fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() ->
     }
 }
 
+/// A field of /proc/self/status in bytes (VmRSS, VmHWM): in-process brokers' memory.
+pub fn process_status_bytes(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("no {field}"));
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).expect("a number of kB") * 1024
+}
+
+/// Resets the process's peak RSS, so that VmHWM afterwards is the peak since this call.
+pub fn reset_peak_rss() {
+    std::fs::write("/proc/self/clear_refs", "5").expect("clear_refs");
+}
+
 impl TestBroker {
     pub async fn start() -> Self {
         init_logging();

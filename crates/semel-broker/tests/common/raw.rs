@@ -14,7 +14,11 @@ pub struct RawClient {
 
 impl RawClient {
     pub async fn connect(addr: &str) -> Self {
-        Self { stream: TcpStream::connect(addr).await.expect("connect"), correlation_id: 0 }
+        Self::from_stream(TcpStream::connect(addr).await.expect("connect"))
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
+        Self { stream, correlation_id: 0 }
     }
 
     /// Sends a request and decodes the response of type `R`.
@@ -68,8 +72,13 @@ impl RawClient {
     /// Whether the broker closes the connection (read returns EOF) within 60 s (generous: the
     /// callers expect it closed, and it normally is at once).
     pub async fn is_closed_by_broker(&mut self) -> bool {
+        self.is_closed_by_broker_within(std::time::Duration::from_secs(60)).await
+    }
+
+    /// Whether the broker closes the connection (read returns EOF) within `timeout`.
+    pub async fn is_closed_by_broker_within(&mut self, timeout: std::time::Duration) -> bool {
         let mut byte = [0u8; 1];
-        matches!(tokio::time::timeout(std::time::Duration::from_secs(60), self.stream.read(&mut byte)).await, Ok(Ok(0)) | Ok(Err(_)))
+        matches!(tokio::time::timeout(timeout, self.stream.read(&mut byte)).await, Ok(Ok(0)) | Ok(Err(_)))
     }
 }
 

@@ -3,22 +3,35 @@
 //!
 //! Fetch sessions (KIP-227) are declined: every answer has session id 0, which tells clients
 //! to send full fetch requests; that is allowed by the protocol and costs only request size.
+//!
+//! Bounds, as Kafka's: the record bytes of one response are at most the smaller of the
+//! request's max_bytes and the broker's `fetch_max_bytes` (a first batch larger than that is
+//! still returned whole, so a consumer can always make progress), and a partition listed more
+//! than once is read once, as Kafka's `FetchRequest.fetchData` map does it: at the place of its
+//! first mention, with the values of its last. Before each read the response's bytes are
+//! reserved in the broker's memory pool; the reservation is held until the response has been
+//! written to the client.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use uuid::Uuid;
 
 use super::{code, NONE};
 use crate::metadata::Topic;
-use crate::server::dispatch::{RequestContext, Response};
+use crate::server::dispatch::RequestContext;
+use crate::server::memory::Reservation;
 use crate::storage::log::ReadOutcome;
 
 /// One requested partition, resolved once.
+#[derive(Debug, Clone, Copy)]
 struct Wanted {
     partition: i32,
     fetch_offset: i64,
@@ -34,64 +47,95 @@ struct WantedTopic {
     partitions: Vec<Wanted>,
 }
 
-pub(crate) async fn handle(ctx: &RequestContext, request: FetchRequest) -> Response<FetchResponse> {
+/// The request's partitions without repeats, grouped as Kafka groups its response: each
+/// partition once, where it was first listed, with the values it was last listed with;
+/// consecutive partitions of one topic share a topic entry. Topics are named by id from v13.
+fn unique_partitions(topics: Vec<FetchTopic>, by_id: bool) -> Vec<(FetchTopic, Vec<Wanted>)> {
+    let key_of = |t: &FetchTopic| if by_id { t.topic_id.to_string() } else { t.topic.to_string() };
+    let mut order: Vec<(String, i32)> = Vec::new();
+    let mut latest: HashMap<(String, i32), (usize, Wanted)> = HashMap::new();
+    let mut topic_of: HashMap<String, FetchTopic> = HashMap::new();
+    for mut t in topics {
+        let key = key_of(&t);
+        for p in std::mem::take(&mut t.partitions) {
+            let wanted = Wanted {
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+            };
+            let slot = (key.clone(), p.partition);
+            match latest.get_mut(&slot) {
+                Some((_, w)) => *w = wanted,
+                None => {
+                    latest.insert(slot.clone(), (order.len(), wanted));
+                    order.push(slot);
+                }
+            }
+        }
+        topic_of.entry(key).or_insert(t);
+    }
+    let mut grouped: Vec<(FetchTopic, Vec<Wanted>)> = Vec::new();
+    for slot in order {
+        let wanted = latest[&slot].1;
+        match grouped.last_mut() {
+            Some((t, partitions)) if key_of(t) == slot.0 => partitions.push(wanted),
+            _ => grouped.push((topic_of[&slot.0].clone(), vec![wanted])),
+        }
+    }
+    grouped
+}
+
+/// The response and the memory it holds until written.
+pub(crate) fn handle(
+    ctx: &RequestContext,
+    request: FetchRequest,
+) -> impl Future<Output = (FetchResponse, Option<Reservation>)> + Send + 'static {
     let state = Arc::clone(&ctx.state);
     let version = ctx.version;
-    if version >= 7 && request.session_id != 0 {
-        return Response::Now(FetchResponse::default().with_error_code(code(ResponseError::FetchSessionIdNotFound)).with_session_id(0));
-    }
+    let session_refused = version >= 7 && request.session_id != 0;
     let by_id = version >= 13;
-    let topics: Vec<WantedTopic> = request
-        .topics
+    let topics: Vec<WantedTopic> = unique_partitions(if session_refused { Vec::new() } else { request.topics }, by_id)
         .into_iter()
-        .map(|t| {
+        .map(|(t, partitions)| {
             let (topic, unknown_error) = if by_id {
                 (state.metadata.topic_by_id(&t.topic_id), code(ResponseError::UnknownTopicId))
             } else {
                 (state.metadata.topic(&t.topic), code(ResponseError::UnknownTopicOrPartition))
             };
-            WantedTopic {
-                name: t.topic,
-                id: t.topic_id,
-                topic,
-                unknown_error,
-                partitions: t
-                    .partitions
-                    .into_iter()
-                    .map(|p| Wanted {
-                        partition: p.partition,
-                        fetch_offset: p.fetch_offset,
-                        partition_max_bytes: p.partition_max_bytes,
-                        current_leader_epoch: p.current_leader_epoch,
-                    })
-                    .collect(),
-            }
+            WantedTopic { name: t.topic, id: t.topic_id, topic, unknown_error, partitions }
         })
         .collect();
     let read_committed = request.isolation_level == 1;
-    let max_bytes = request.max_bytes.max(0) as usize;
+    let max_bytes = (request.max_bytes.max(0) as usize).min(state.config.fetch_max_bytes);
     let min_bytes = request.min_bytes.max(0) as usize;
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0).min(state.config.fetch_max_wait_ms));
 
-    Response::Later(Box::pin(async move {
+    async move {
+        if session_refused {
+            let response = FetchResponse::default().with_error_code(code(ResponseError::FetchSessionIdNotFound)).with_session_id(0);
+            return (response, None);
+        }
         let deadline = tokio::time::Instant::now() + max_wait;
         let mut arrivals = state.data_arrived.subscribe();
         let mut shutdown = state.shutdown.clone();
         loop {
             // Mark the current version seen before reading, so an append after the read wakes us.
             arrivals.borrow_and_update();
+            let mut memory = state.memory.reserve(max_bytes).await;
             let (response, bytes, has_error) = read_once(&topics, by_id, read_committed, max_bytes);
+            memory.resize(bytes);
             let stopping = *shutdown.borrow();
             if bytes >= min_bytes || has_error || stopping || tokio::time::Instant::now() >= deadline {
-                return response;
+                return (response, Some(memory));
             }
             tokio::select! {
-                changed = arrivals.changed() => if changed.is_err() { return response },
+                changed = arrivals.changed() => if changed.is_err() { return (response, Some(memory)) },
                 _ = tokio::time::sleep_until(deadline) => {}
                 _ = shutdown.changed() => {}
             }
         }
-    }))
+    }
 }
 
 fn read_once(topics: &[WantedTopic], by_id: bool, read_committed: bool, max_bytes: usize) -> (FetchResponse, usize, bool) {
