@@ -9,13 +9,14 @@
 //! What one connection can hold, and for how long:
 //! - At most `max_in_flight_requests_per_connection` responses are outstanding; past that the
 //!   reader waits, which pushes back on the client through TCP.
-//! - A frame's size is reserved in the broker's memory pool ([`super::memory`]) before its
-//!   body is read, and the body buffer grows with the bytes that arrive, never from the size
-//!   the client claims. While the pool is used up the reader waits.
+//! - A frame's bytes are reserved in the broker's memory pool ([`super::memory`]) as they
+//!   arrive, and the body buffer grows with them, never from the size the client claims.
+//!   While the pool is used up the reader waits.
 //! - At most one Fetch is outstanding: the next one is handled once the previous response has
 //!   been written (Kafka handles one request of a connection at a time; consumers send one
 //!   Fetch per broker at a time anyway), so a client that does not read holds one response.
-//! - Once a frame has started, all of it must arrive within `request_receive_timeout_ms`.
+//! - Once a frame has started (its first byte), all of it must arrive within
+//!   `request_receive_timeout_ms`, waits for memory included.
 //! - With no request outstanding and no byte read or written for `connections_max_idle_ms`,
 //!   the connection is closed; a write that makes no progress for that long closes it too.
 
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::dispatch::{self, Outcome, Reply};
+use super::memory::Reservation;
 use crate::broker::BrokerState;
 
 /// Frames up to this size get their whole buffer at once; larger ones grow as bytes arrive.
@@ -171,17 +173,18 @@ async fn read_requests(
         }
         let size = size as usize;
 
-        // Reserve the frame, then read it; the deadline counts from when reading may start.
-        let memory = tokio::select! {
+        // The whole frame, memory waits included, within the deadline from its first byte.
+        let deadline = frame_deadline.unwrap_or_else(|| Instant::now() + receive_timeout);
+        let mut memory = state.memory.empty();
+        let mut body = BytesMut::new();
+        let read = read_body(&mut reader, &mut body, size, &mut memory, state, activity);
+        let body = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
-            memory = state.memory.reserve(size) => memory,
-        };
-        let deadline = Instant::now() + receive_timeout;
-        let mut body = BytesMut::with_capacity(size.min(WHOLE_FRAME_BYTES));
-        let body = match tokio::time::timeout_at(deadline, read_body(&mut reader, &mut body, size, activity)).await {
-            Ok(Ok(())) => body.freeze(),
-            Ok(Err(())) => return Ended::ClientClosed,
-            Err(_) => return Ended::ReceiveTimeout { size: Some(size), received: body.len() },
+            read = tokio::time::timeout_at(deadline, read) => match read {
+                Ok(Ok(())) => body.freeze(),
+                Ok(Err(())) => return Ended::ClientClosed,
+                Err(_) => return Ended::ReceiveTimeout { size: Some(size), received: body.len() },
+            },
         };
 
         let is_fetch = i16::from_be_bytes([body[0], body[1]]) == kafka_protocol::messages::ApiKey::Fetch as i16;
@@ -207,13 +210,29 @@ async fn read_requests(
     }
 }
 
-/// Reads a frame body of `size` bytes into `body`; the buffer grows with what arrives (reads go into
-/// spare capacity, nothing is zero-filled ahead of the bytes).
-async fn read_body(reader: &mut OwnedReadHalf, body: &mut BytesMut, size: usize, activity: &Activity) -> Result<(), ()> {
+/// Reads a frame body of `size` bytes into `body`, reserving memory in the pool as the bytes
+/// arrive: at most one read's worth ahead of them, and always at least the buffer's capacity
+/// (which may run ahead of its length when it grows). Nothing is zero-filled ahead of the bytes.
+async fn read_body(
+    reader: &mut OwnedReadHalf,
+    body: &mut BytesMut,
+    size: usize,
+    memory: &mut Reservation,
+    state: &BrokerState,
+    activity: &Activity,
+) -> Result<(), ()> {
     while body.len() < size {
         let left = size - body.len();
         if body.capacity() == body.len() {
-            body.reserve(left.min(READ_CHUNK_BYTES));
+            let want = if size <= WHOLE_FRAME_BYTES { left } else { left.min(READ_CHUNK_BYTES) };
+            let needed = (body.len() + want).saturating_sub(memory.bytes());
+            if needed > 0 {
+                memory.absorb(state.memory.reserve(needed).await);
+            }
+            body.reserve(want);
+            if body.capacity() > memory.bytes() {
+                memory.resize(body.capacity());
+            }
         }
         match (&mut *reader).take(left as u64).read_buf(body).await {
             Ok(0) | Err(_) => return Err(()),

@@ -6,6 +6,8 @@
 //!   held for the purpose is closed, the waiting connection is accepted and closed at once, and
 //!   the spare is taken again. The client sees a refused connection instead of a hang, and the
 //!   failure never reaches storage.
+//!
+//! Refusals are logged at most once per 10 s of each kind, with the count of those that were not.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,6 +56,33 @@ impl Drop for IpSlot {
     }
 }
 
+/// How often each kind of refusal is logged at most; the line says how many were not.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Refusals of one kind: a flood of them is one log line per interval, not one per refusal.
+#[derive(Default)]
+struct RefusalLog {
+    last_line: Option<std::time::Instant>,
+    not_logged: u64,
+}
+
+impl RefusalLog {
+    /// `Some(refusals not logged since the last line)` if this one is to be logged.
+    fn note(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        match self.last_line {
+            Some(at) if now.duration_since(at) < REFUSAL_LOG_INTERVAL => {
+                self.not_logged += 1;
+                None
+            }
+            _ => {
+                self.last_line = Some(now);
+                Some(std::mem::take(&mut self.not_logged))
+            }
+        }
+    }
+}
+
 /// A descriptor kept open so that one can be freed when the process runs out.
 fn spare_descriptor() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
@@ -69,6 +98,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>) 
     let limit = Arc::new(Semaphore::new(state.config.max_connections));
     let per_ip = Arc::new(PerIp { limit: state.config.max_connections_per_ip, open: Mutex::new(HashMap::new()) });
     let mut spare = spare_descriptor();
+    let (mut fd_refusals, mut total_refusals, mut ip_refusals) = (RefusalLog::default(), RefusalLog::default(), RefusalLog::default());
     let mut shutdown = state.shutdown.clone();
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -82,7 +112,9 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>) 
                 drop(spare.take());
                 if let Ok(Ok((stream, peer))) = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await {
                     drop(stream);
-                    tracing::warn!(%peer, error = %e, "connection refused: out of file descriptors (raise the open-files limit)");
+                    if let Some(more) = fd_refusals.note() {
+                        tracing::warn!(%peer, error = %e, refused_before_unlogged = more, "connection refused: out of file descriptors (raise the open-files limit)");
+                    }
                 }
                 spare = spare_descriptor();
                 continue;
@@ -96,12 +128,18 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>) 
             }
         };
         let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
-            tracing::warn!(%peer, max_connections = state.config.max_connections, "connection refused: max_connections reached");
+            if let Some(more) = total_refusals.note() {
+                let max_connections = state.config.max_connections;
+                tracing::warn!(%peer, max_connections, refused_before_unlogged = more, "connection refused: max_connections reached");
+            }
             drop(stream);
             continue;
         };
         let Some(slot) = per_ip.admit(peer.ip()) else {
-            tracing::warn!(%peer, max_connections_per_ip = per_ip.limit, "connection refused: max_connections_per_ip reached");
+            if let Some(more) = ip_refusals.note() {
+                let max_connections_per_ip = per_ip.limit;
+                tracing::warn!(%peer, max_connections_per_ip, refused_before_unlogged = more, "connection refused: max_connections_per_ip reached");
+            }
             drop(stream);
             continue;
         };

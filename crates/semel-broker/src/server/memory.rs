@@ -1,20 +1,23 @@
 //! The broker-wide budget for bytes the network side holds: request frames being received and
 //! handled, and Fetch responses waiting to be written (`max_buffered_bytes`).
 //!
-//! Kafka's `queued.max.request.bytes` memory pool is the model: a connection reserves a frame's
-//! size before reading its body, and while the pool is used up it stops reading (the client is
-//! pushed back through TCP). Like Kafka's pool it is not fair: a small request may pass a large
+//! Kafka's `queued.max.request.bytes` memory pool is the model: a connection reserves memory
+//! before it reads a frame's bytes, and while the pool is used up it stops reading (the client
+//! is pushed back through TCP). Like Kafka's pool it is not fair: a small request may pass a large
 //! one that waits, so many small clients are not held behind one large frame.
 //!
 //! A [`Reservation`] gives its bytes back when dropped. Who holds one, and until when:
-//! - the reader, for a request frame, from its size prefix until the request's answer is known
-//!   (the handler's deferred part, if any, has finished);
+//! - the reader, for a request frame, as its bytes arrive (at most one read's worth ahead of
+//!   them, so a client that claims a large frame and stalls holds what it sent, not what it
+//!   claimed), until the request's answer is known (the handler's deferred part has finished);
 //! - a Fetch, for its response, from just before it reads the logs until the response has
 //!   been written to the socket.
 //!
 //! Nothing waits for the pool while holding a reservation that only a later request of the
-//! same connection could free, so waiting cannot deadlock: reservations are freed by handlers
-//! finishing and by clients reading.
+//! same connection could free. Frames being received may wait while holding part of their
+//! frame, but every frame has a deadline from its first byte (`request_receive_timeout_ms`),
+//! so waiting cannot deadlock: reservations are freed by handlers finishing, by clients
+//! reading, and by stalled frames being closed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -37,6 +40,11 @@ impl MemoryPool {
     /// Bytes reserved now.
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Acquire)
+    }
+
+    /// A reservation of nothing, to grow with [`Reservation::absorb`].
+    pub(crate) fn empty(self: &Arc<Self>) -> Reservation {
+        Reservation { pool: Arc::clone(self), bytes: 0 }
     }
 
     /// Reserves `bytes` (at most the capacity), waiting while they are not free.
@@ -84,9 +92,13 @@ pub(crate) struct Reservation {
 }
 
 impl Reservation {
-    #[cfg(test)]
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// Takes `other`'s bytes into this reservation.
+    pub(crate) fn absorb(&mut self, mut other: Reservation) {
+        self.bytes += std::mem::take(&mut other.bytes);
     }
 
     /// Makes the reservation `bytes` long: gives back what is no longer needed, or accounts for

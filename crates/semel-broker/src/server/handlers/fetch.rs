@@ -9,8 +9,8 @@
 //! still returned whole, so a consumer can always make progress), and a partition listed more
 //! than once is read once, as Kafka's `FetchRequest.fetchData` map does it: at the place of its
 //! first mention, with the values of its last. Before each read the response's bytes are
-//! reserved in the broker's memory pool; the reservation is held until the response has been
-//! written to the client.
+//! reserved in the broker's memory pool (twice: the records read and the frame they are
+//! encoded into); the reservation is held until the response has been written to the client.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -122,9 +122,11 @@ pub(crate) fn handle(
         loop {
             // Mark the current version seen before reading, so an append after the read wakes us.
             arrivals.borrow_and_update();
-            let mut memory = state.memory.reserve(max_bytes).await;
+            // Twice the records: the bytes read and the frame they are encoded into are alive
+            // at once; the larger figure is kept until the frame is written.
+            let mut memory = state.memory.reserve(max_bytes.saturating_mul(2)).await;
             let (response, bytes, has_error) = read_once(&topics, by_id, read_committed, max_bytes);
-            memory.resize(bytes);
+            memory.resize(bytes.saturating_mul(2));
             let stopping = *shutdown.borrow();
             if bytes >= min_bytes || has_error || stopping || tokio::time::Instant::now() >= deadline {
                 return (response, Some(memory));
