@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{self as m, ApiKey, RequestHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use crate::server::versions::{self, PRODUCE_MIN_DECODABLE};
 use crate::storage::batch::{self, BatchHeader, HEADER_SIZE};
@@ -15,25 +15,16 @@ use crate::storage::partition::CheckedBatches;
 use crate::storage::records;
 
 /// One request frame (after its 4-byte size) through what the broker does before a handler
-/// runs: the size bound of `server::connection` (at least 8 bytes), then as `server::dispatch`
-/// does: header, API and version against [`versions::SUPPORTED`], the wire shape check, the
-/// `kafka-protocol` decode. Keep in step with `dispatch::handle`.
+/// runs: the size bound of `server::connection` (at least 8 bytes), then `server::dispatch`'s
+/// own steps: the header, API and version ([`versions::read_header`]), the wire shape check and
+/// the `kafka-protocol` decode ([`versions::decode_body`]) with the request type dispatch routes.
 pub fn request(frame: &[u8]) -> Result<(ApiKey, i16), String> {
     if frame.len() < 8 {
         return Err(format!("request size {} is below 8", frame.len()));
     }
     let mut body = Bytes::copy_from_slice(frame);
-    let raw_key = i16::from_be_bytes([body[0], body[1]]);
-    let version = i16::from_be_bytes([body[2], body[3]]);
-    let api_key = ApiKey::try_from(raw_key).map_err(|()| format!("unknown API key {raw_key}"))?;
-    let header_version = api_key.request_header_version(version);
-    RequestHeader::decode(&mut body, header_version).map_err(|e| format!("malformed header: {e}"))?;
-    let range = versions::supported(api_key).ok_or("unsupported API")?;
-    if version < range.min || version > range.max || (api_key == ApiKey::Produce && version < PRODUCE_MIN_DECODABLE) {
-        return Err(format!("{api_key:?} v{version} is not supported"));
-    }
-    versions::check_request(raw_key, version, &body).map_err(|e| e.to_string())?;
-    decode(api_key, &mut body, version).map_err(|e| format!("malformed {api_key:?} v{version} request: {e}"))?;
+    let (api_key, version, _header) = versions::read_header(&mut body).map_err(|reply| format!("{reply:?}"))?;
+    decode(api_key, &mut body, version)?;
     Ok((api_key, version))
 }
 
@@ -79,13 +70,13 @@ macro_rules! requests {
     };
 }
 
-/// Decodes a request body with the type dispatch decodes it with.
-fn decode(api_key: ApiKey, body: &mut Bytes, version: i16) -> anyhow::Result<()> {
+/// Checks and decodes a request body as dispatch does, with the type dispatch decodes it with.
+fn decode(api_key: ApiKey, body: &mut Bytes, version: i16) -> Result<(), String> {
     macro_rules! arms {
         ($($api:ident => $request:ty),* $(,)?) => {
             match api_key {
-                $(ApiKey::$api => <$request>::decode(body, version).map(drop),)*
-                other => anyhow::bail!("{other:?} has no handler"),
+                $(ApiKey::$api => versions::decode_body::<$request>(api_key, version, body).map(drop).map_err(|reply| format!("{reply:?}")),)*
+                other => Err(format!("{other:?} has no handler")),
             }
         };
     }

@@ -72,9 +72,11 @@ fn frame<R: Encodable>(api_key: ApiKey, version: i16, correlation_id: i32, respo
     // ApiVersions responses always use header v0 so that a client can read them whatever
     // version it asked for.
     let header_version = if api_key == ApiKey::ApiVersions { 0 } else { api_key.response_header_version(version) };
-    let mut buf = BytesMut::with_capacity(64);
-    buf.put_i32(0);
     let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    // Sized once: a buffer that doubles as it fills would hold up to twice a large response.
+    let size = header.compute_size(header_version).and_then(|h| response.compute_size(version).map(|b| h + b));
+    let mut buf = BytesMut::with_capacity(4 + size.unwrap_or(64));
+    buf.put_i32(0);
     if let Err(e) = header.encode(&mut buf, header_version).and_then(|()| response.encode(&mut buf, version)) {
         tracing::error!(?api_key, version, error = %e, "cannot encode a response (a bug)");
         return Outcome::Close(format!("cannot encode the {api_key:?} v{version} response"));
@@ -104,35 +106,59 @@ fn finish<R: Encodable + Send + 'static>(
     }
 }
 
-/// Handles one request frame (without its size prefix); `request_memory` is the frame's
-/// reservation in the broker's memory pool.
-pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr, mut body: Bytes, request_memory: Reservation) -> Reply {
-    let raw_key = i16::from_be_bytes([body[0], body[1]]);
-    let version = i16::from_be_bytes([body[2], body[3]]);
+/// What every request passes before its body is read: the header, and the API and version
+/// against [`versions::SUPPORTED`]. `Err` is the reply: a close, or the answer to an
+/// ApiVersions version semel does not know. ([`crate::fuzzing`] runs the same two steps.)
+pub(crate) fn read_header(body: &mut Bytes) -> Result<(ApiKey, i16, RequestHeader), Reply> {
+    let Some(&[k0, k1, v0, v1]) = body.first_chunk::<4>() else {
+        return Err(Reply::close(format!("a request of {} bytes", body.len())));
+    };
+    let raw_key = i16::from_be_bytes([k0, k1]);
+    let version = i16::from_be_bytes([v0, v1]);
     let Ok(api_key) = ApiKey::try_from(raw_key) else {
-        return Reply::close(format!("unknown API key {raw_key}"));
+        return Err(Reply::close(format!("unknown API key {raw_key}")));
     };
     let header_version = api_key.request_header_version(version);
-    let header = match RequestHeader::decode(&mut body, header_version) {
+    let header = match RequestHeader::decode(body, header_version) {
         Ok(h) => h,
-        Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request header: {e}")),
+        Err(e) => return Err(Reply::close(format!("malformed {api_key:?} v{version} request header: {e}"))),
     };
     let correlation_id = header.correlation_id;
     let Some(range) = versions::supported(api_key) else {
-        return Reply::close(format!("{api_key:?} (key {raw_key}) is not supported by semel"));
+        return Err(Reply::close(format!("{api_key:?} (key {raw_key}) is not supported by semel")));
     };
     if version < range.min || version > range.max {
         if api_key == ApiKey::ApiVersions {
             // Kafka answers an unknown ApiVersions version with a v0 body listing what it
             // supports, so the client can retry with a version both sides know.
             let response = handlers::api_versions::unsupported_version();
-            return Reply::Ready(frame(api_key, 0, correlation_id, &response));
+            return Err(Reply::Ready(frame(api_key, 0, correlation_id, &response)));
         }
-        return Reply::close(format!("{api_key:?} v{version} is not supported (supported: v{}-v{})", range.min, range.max));
+        return Err(Reply::close(format!("{api_key:?} v{version} is not supported (supported: v{}-v{})", range.min, range.max)));
     }
     if api_key == ApiKey::Produce && version < PRODUCE_MIN_DECODABLE {
-        return Reply::close(format!("Produce v{version} is not supported: Kafka 4 removed v0-v2 (KIP-896)"));
+        return Err(Reply::close(format!("Produce v{version} is not supported: Kafka 4 removed v0-v2 (KIP-896)")));
     }
+    Ok((api_key, version, header))
+}
+
+/// A request body: its counts and lengths checked against the bytes received first
+/// ([`super::wire`]: kafka-protocol allocates from them unchecked), then decoded.
+pub(crate) fn decode_body<R: Decodable>(api_key: ApiKey, version: i16, body: &mut Bytes) -> Result<R, Reply> {
+    if let Err(e) = super::wire::check_request(api_key as i16, version, body) {
+        return Err(Reply::close(format!("malformed {api_key:?} v{version} request: {e}")));
+    }
+    R::decode(body, version).map_err(|e| Reply::close(format!("malformed {api_key:?} v{version} request: {e}")))
+}
+
+/// Handles one request frame (without its size prefix); `request_memory` is the frame's
+/// reservation in the broker's memory pool.
+pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr, mut body: Bytes, request_memory: Reservation) -> Reply {
+    let (api_key, version, header) = match read_header(&mut body) {
+        Ok(h) => h,
+        Err(reply) => return reply,
+    };
+    let correlation_id = header.correlation_id;
     let client_id = header.client_id.as_ref().map(|c| c.to_string()).unwrap_or_default();
     let ctx = RequestContext { state: Arc::clone(state), version, client_id, peer };
 
@@ -140,24 +166,17 @@ pub(crate) async fn handle(state: &Arc<BrokerState>, peer: std::net::SocketAddr,
         ($($api:ident => $request:ty => $handler:path),* $(,)?) => {
             match api_key {
                 $(ApiKey::$api => {
-                    // Counts and lengths first: kafka-protocol allocates from them unchecked.
-                    if let Err(e) = super::wire::check_request(raw_key, version, &body) {
-                        return Reply::close(format!("malformed {api_key:?} v{version} request: {e}"));
-                    }
-                    let request = match <$request>::decode(&mut body, version) {
+                    let request = match decode_body::<$request>(api_key, version, &mut body) {
                         Ok(r) => r,
-                        Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request: {e}")),
+                        Err(reply) => return reply,
                     };
                     finish(api_key, version, correlation_id, $handler(&ctx, request).await, request_memory)
                 })*
                 // The Fetch response holds memory of its own until it is written.
                 ApiKey::Fetch => {
-                    if let Err(e) = super::wire::check_request(raw_key, version, &body) {
-                        return Reply::close(format!("malformed {api_key:?} v{version} request: {e}"));
-                    }
-                    let request = match m::FetchRequest::decode(&mut body, version) {
+                    let request = match decode_body::<m::FetchRequest>(api_key, version, &mut body) {
                         Ok(r) => r,
-                        Err(e) => return Reply::close(format!("malformed {api_key:?} v{version} request: {e}")),
+                        Err(reply) => return reply,
                     };
                     drop(request_memory);
                     let read = handlers::fetch::handle(&ctx, request);

@@ -69,7 +69,8 @@ pub fn supported(key: ApiKey) -> Option<Supported> {
     SUPPORTED.iter().copied().find(|s| s.key == key)
 }
 
-/// The shape check dispatch runs on every request body before decoding it, re-exported for
-/// [`crate::fuzzing`]: `dispatch` and `wire` are private to `server`, and this is its public module.
+/// Dispatch's steps before a handler (header and version, then shape check and decode),
+/// re-exported for [`crate::fuzzing`]: `dispatch` is private to `server`, and this is its public
+/// module.
 #[doc(hidden)]
-pub(crate) use super::wire::check_request;
+pub(crate) use super::dispatch::{decode_body, read_header};
