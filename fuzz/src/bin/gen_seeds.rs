@@ -46,6 +46,16 @@ fn batch(compression: Compression, n: usize) -> Vec<u8> {
     buf.to_vec()
 }
 
+/// A zig-zag varint written in exactly `width` bytes (continuation bits on all but the last).
+fn padded(out: &mut Vec<u8>, value: i64, width: usize) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    for _ in 1..width {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8 & 0x7f);
+}
+
 fn compress(codec: i16, raw: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
     let fill = |b: &mut BytesMut| -> anyhow::Result<()> {
@@ -109,6 +119,28 @@ fn main() {
             input.extend_from_slice(raw);
             write(dir, "records", &format!("codec{codec}-{n}"), &input);
         }
+    }
+    // Records whose varints are all written in their longest form (5 bytes; 10 for the
+    // timestamp delta), which Kafka reads as it reads the shortest: the fuzzer then only has to
+    // change bits, not lengths, to reach how each reader treats the bits a long varint carries.
+    let mut raw = Vec::new();
+    for i in 0..3i64 {
+        let mut fields = vec![0u8];
+        padded(&mut fields, i, 10);
+        padded(&mut fields, i, 5);
+        padded(&mut fields, 1, 5);
+        fields.push(b'k');
+        padded(&mut fields, 2, 5);
+        fields.extend_from_slice(b"vv");
+        padded(&mut fields, 0, 5);
+        padded(&mut raw, fields.len() as i64, 5);
+        raw.extend_from_slice(&fields);
+    }
+    for codec in 0..5u8 {
+        let mut input = vec![codec, 0, 3];
+        input.extend_from_slice(&1_700_000_000_000i64.to_be_bytes());
+        input.extend_from_slice(&raw);
+        write(dir, "records", &format!("codec{codec}-padded"), &input);
     }
     // Compressed payloads for each codec, raw snappy and xerial snappy both.
     let raw = batch(Compression::None, 5);
