@@ -6,6 +6,7 @@
 //! client     client settings: bootstrap servers, extra properties, the settings EOS requires
 //! session    a transactional producer session: begin, commit with input offsets (KIP-447),
 //!            abort, and recovery that never guesses the outcome of a failed commit
+//! processor/ consume-transform-produce with keyed state backed by a compacted changelog
 //! ```
 //!
 //! The rule every part follows: the progress marker (input offsets) is written in the same
@@ -13,10 +14,11 @@
 //! guessed at: the producer is re-initialised (which completes or aborts the transaction at
 //! the coordinator) and the caller rewinds to what is durably committed.
 //!
-//! Not there yet (issue #14): the consume-transform-produce processor with keyed state
-//! stores, `semel process`, and the tests against Apache Kafka.
+//! Not there yet (issue #14): `semel process`, the tests against Apache Kafka, the crash and
+//! zombie tests with real binaries, and the benchmark against Kafka Streams.
 
 pub mod client;
+pub mod processor;
 pub mod session;
 
 pub use client::ClientSettings;
