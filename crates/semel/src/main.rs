@@ -1,6 +1,8 @@
-//! `semel`: the one binary. `semel serve` runs the broker; `semel bench` drives load.
+//! `semel`: the one binary. `semel serve` runs the broker; `semel process` runs an exactly-once
+//! processor; `semel bench` drives load; `semel txn` operates transactions.
 
 mod bench;
+mod process;
 mod serve;
 mod txn;
 
@@ -25,6 +27,8 @@ enum Command {
     Bench(bench::BenchCommand),
     /// List, describe and abort transactions (like kafka-transactions.sh).
     Txn(txn::TxnArgs),
+    /// Run a built-in exactly-once processor (copy, count, sum) on any Kafka-compatible cluster.
+    Process(process::ProcessArgs),
 }
 
 fn init_logging(json: bool) {
@@ -54,6 +58,7 @@ fn main() -> std::process::ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Txn(args) => txn::run(args).await,
+            Command::Process(args) => process::run(args).await,
         }
     });
     match result {
