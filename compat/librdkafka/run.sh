@@ -29,7 +29,7 @@
 # listed in allowlist.txt with the reason.
 #
 #   default (CI)    the lines tagged ci: the idempotence and transaction tests (0090 0094 0098
-#                   0103 0129) and a representative set of produce, consume, consumer-group and
+#                   0103) and a representative set of produce, consume, consumer-group and
 #                   admin tests; ~5 minutes on a machine with the build cached
 #   COMPAT_FULL=1   every line of allowlist.txt; ~20 minutes (0113 alone takes ~10)
 #
