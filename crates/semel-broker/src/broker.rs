@@ -28,8 +28,8 @@ pub struct BrokerState {
     pub shutdown: watch::Receiver<bool>,
     pub advertised_host: String,
     pub advertised_port: i32,
-    /// Permits for checking compressed batches (`decompression_threads`).
-    pub decompression: Arc<tokio::sync::Semaphore>,
+    /// The threads that check compressed batches (`decompression_threads`).
+    pub(crate) decompression: crate::server::decompression::DecompressionPool,
     /// Bytes the network side holds (`max_buffered_bytes`): frames and Fetch responses.
     pub(crate) memory: Arc<crate::server::memory::MemoryPool>,
 }
@@ -54,6 +54,8 @@ pub enum StartError {
     Metadata(#[from] crate::metadata::MetadataError),
     #[error("cannot open the producer id allocator: {0}")]
     ProducerIds(#[from] crate::producer_ids::ProducerIdError),
+    #[error("cannot start the decompression threads: {0}")]
+    Threads(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
 }
@@ -95,7 +97,8 @@ impl Broker {
             shutdown: shutdown_rx,
             advertised_host,
             advertised_port,
-            decompression: Arc::new(tokio::sync::Semaphore::new(config.decompression_threads)),
+            decompression: crate::server::decompression::DecompressionPool::new(config.decompression_threads)
+                .map_err(StartError::Threads)?,
             memory: crate::server::memory::MemoryPool::new(config.max_buffered_bytes),
             config,
         });

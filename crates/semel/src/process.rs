@@ -39,6 +39,13 @@ pub(crate) struct ProcessArgs {
     assignment: AssignmentArg,
     #[arg(long, global = true, default_value_t = 100)]
     commit_interval_ms: u64,
+    /// Commit after this many records at the latest (bounds the open transaction).
+    #[arg(long, global = true, default_value_t = 10_000)]
+    commit_records: usize,
+    /// A librdkafka property for every client, KEY=VALUE (e.g. session.timeout.ms=10000);
+    /// repeatable. The exactly-once properties are set by semel and refused here.
+    #[arg(long = "property", global = true, value_name = "KEY=VALUE")]
+    properties: Vec<String>,
     #[arg(long, global = true, default_value_t = 60_000)]
     transaction_timeout_ms: u64,
     /// Seconds between progress lines on stderr (0: none).
@@ -118,7 +125,15 @@ pub(crate) async fn run(args: ProcessArgs) -> anyhow::Result<()> {
     if args.input.is_empty() || args.output.is_empty() {
         bail!("--input and --output name the topics to read and write (e.g. --input orders --output order-counts)");
     }
-    let mut config = ProcessorConfig::new(ClientSettings::new(&args.bootstrap), &args.application_id, &args.input, &args.output);
+    let mut client = ClientSettings::new(&args.bootstrap);
+    for property in &args.properties {
+        let Some((key, value)) = property.split_once('=') else {
+            bail!("--property {property:?}: expected KEY=VALUE (e.g. --property session.timeout.ms=10000)");
+        };
+        client = client.with(key, value)?;
+    }
+    let mut config = ProcessorConfig::new(client, &args.application_id, &args.input, &args.output);
+    config.commit_records = args.commit_records.max(1);
     config.instance_id = args.instance_id.clone();
     config.guarantee = match args.guarantee {
         GuaranteeArg::ExactlyOnce => Guarantee::ExactlyOnce,

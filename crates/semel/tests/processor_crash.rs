@@ -15,11 +15,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::kafka::{committed_sum, consumer, create_topic, logs, read_all, Instance, BOUND};
 use common::{free_port, kill_9, start_semel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -28,124 +28,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 6;
 const KEYS: u64 = 500;
-const BOUND: Duration = Duration::from_secs(600);
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn create(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin");
-    let new = rdkafka::admin::NewTopic::new(topic, partitions, rdkafka::admin::TopicReplication::Fixed(1));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    for r in runtime.block_on(admin.create_topics(&[new], &rdkafka::admin::AdminOptions::new())).expect("create") {
-        r.expect("created");
-    }
-}
-
-fn consumer(bootstrap: &str, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer")
-}
-
-/// The sum of a group's committed offsets of the input (0 while the broker is down).
 fn committed_total(bootstrap: &str, group: &str) -> i64 {
-    let c = consumer(bootstrap, group);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition("input", p);
-    }
-    match c.committed_offsets(tpl, Duration::from_secs(30)) {
-        Ok(t) => t.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o > 0).sum(),
-        Err(_) => 0,
-    }
-}
-
-/// (partition, key, value) of a topic, read_committed, partition after partition.
-fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, String, String)> {
-    let c = consumer(bootstrap, "crash-reader");
-    let mut out = Vec::new();
-    for p in 0..partitions {
-        let (_, end) = c.fetch_watermarks(topic, p, Duration::from_secs(60)).expect("watermarks");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
-        c.assign(&tpl).expect("assign");
-        let deadline = Instant::now() + BOUND;
-        while c.position().expect("position").find_partition(topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(0) < end {
-            assert!(Instant::now() < deadline, "{topic}-{p} not read to {end}");
-            if let Some(m) = c.poll(Duration::from_millis(200)) {
-                let m = m.expect("message");
-                let text = |b: Option<&[u8]>| String::from_utf8(b.unwrap_or_default().to_vec()).expect("utf8");
-                out.push((p, text(m.key()), text(m.payload())));
-            }
-        }
-    }
-    out
-}
-
-struct Instance {
-    args: Vec<String>,
-    log: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl Instance {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_semel"))
-            .arg("process")
-            .args(&self.args)
-            .env("SEMEL_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn semel process");
-        self.child = Some(child);
-    }
-
-    fn kill_9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Restarts it if it exited (a processor that gave up while the broker was down).
-    fn revive(&mut self) -> bool {
-        let exited = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
-        if exited {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(3).collect();
-            eprintln!("{} exited; restarting it. Its log ends: {:?}", self.log.display(), tail);
-            self.child = None;
-            self.start();
-        }
-        exited
-    }
-
-    fn sigterm(&mut self) -> bool {
-        let Some(mut child) = self.child.take() else { return false };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        child.wait().map(|s| s.success()).unwrap_or(false)
-    }
-}
-
-/// The last lines of every instance's log, for a failure message.
-fn logs(instances: &[Instance]) -> String {
-    instances
-        .iter()
-        .map(|i| {
-            let text = std::fs::read_to_string(&i.log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(5).collect();
-            format!("\n--- {}:\n{}", i.log.display(), tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-        })
-        .collect()
+    committed_sum(bootstrap, group, "input", PARTITIONS)
 }
 
 #[test]
@@ -157,13 +46,14 @@ fn processors_lose_and_duplicate_nothing_through_kill_9_of_instances_and_the_bro
     let port = free_port();
     let bootstrap = format!("127.0.0.1:{port}");
     let mut semel = start_semel(port, &data);
-    create(&bootstrap, "input", PARTITIONS);
-    create(&bootstrap, "copies", PARTITIONS);
-    create(&bootstrap, "counts", PARTITIONS);
+    create_topic(&bootstrap, "input", PARTITIONS);
+    create_topic(&bootstrap, "copies", PARTITIONS);
+    create_topic(&bootstrap, "counts", PARTITIONS);
 
     let mut instances: Vec<Instance> = Vec::new();
     for (kind, app, output) in [("copy", "crash-copy", "copies"), ("count", "crash-count", "counts")] {
         for i in 0..3 {
+            let instance_id = i.to_string();
             let args = [
                 kind,
                 "--bootstrap",
@@ -171,18 +61,17 @@ fn processors_lose_and_duplicate_nothing_through_kill_9_of_instances_and_the_bro
                 "--application-id",
                 app,
                 "--instance-id",
-                &i.to_string(),
+                &instance_id,
                 "--input",
                 "input",
                 "--output",
                 output,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(["--progress-seconds".to_string(), "0".to_string(), "--transaction-timeout-ms".to_string(), "20000".to_string()])
-            .collect();
-            let mut instance = Instance { args, log: tmp.path().join(format!("{app}-{i}.log")), child: None };
-            instance.start();
+                "--progress-seconds",
+                "0",
+                "--transaction-timeout-ms",
+                "20000",
+            ];
+            let instance = Instance::new(&args, tmp.path().join(format!("{app}-{i}.log")));
             instances.push(instance);
         }
     }

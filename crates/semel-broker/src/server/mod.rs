@@ -3,6 +3,7 @@
 //! handler module per group of APIs.
 
 mod connection;
+pub(crate) mod decompression;
 mod dispatch;
 mod handlers;
 mod listener;

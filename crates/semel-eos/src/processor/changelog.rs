@@ -94,10 +94,12 @@ impl Restorer {
         let fail = |why: String| ProcessorError::Restore { topic: self.topic.clone(), partition, why };
         let started = Instant::now();
         let end = loop {
-            let (_, stable) =
-                self.committed.fetch_watermarks(&self.topic, partition, self.call_timeout).map_err(|e| fail(e.to_string()))?;
-            let (_, high) =
-                self.uncommitted.fetch_watermarks(&self.topic, partition, self.call_timeout).map_err(|e| fail(e.to_string()))?;
+            let stable = super::retrying(self.call_timeout, || self.committed.fetch_watermarks(&self.topic, partition, self.call_timeout))
+                .map_err(|e| fail(e.to_string()))?
+                .1;
+            let high = super::retrying(self.call_timeout, || self.uncommitted.fetch_watermarks(&self.topic, partition, self.call_timeout))
+                .map_err(|e| fail(e.to_string()))?
+                .1;
             if stable >= high {
                 break stable;
             }
@@ -139,7 +141,11 @@ impl Restorer {
                     };
                 }
                 Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(fail(e.to_string())),
+                // Brokers down or restarting: go on until the deadline.
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "changelog read: retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
                 None => {}
             }
         }

@@ -255,8 +255,8 @@ impl<T: Transform> Engine<T> {
         if assigned.count() == 0 {
             return Ok(());
         }
-        let committed = consumer
-            .committed_offsets(assigned, self.config.call_timeout)
+        let timeout = self.config.call_timeout;
+        let committed = super::retrying(timeout, || consumer.committed_offsets(assigned.clone(), timeout))
             .map_err(|source| ProcessorError::Kafka { what: "committed offsets", source })?;
         let mut seek = TopicPartitionList::new();
         for e in committed.elements() {
@@ -307,6 +307,7 @@ impl<T: Transform> Engine<T> {
     fn roll_back_without_rewind(&mut self) -> Result<(), ProcessorError> {
         if self.in_transaction {
             self.in_transaction = false;
+            self.stats.rollbacks.fetch_add(1, Ordering::Relaxed);
             if let Sink::Transactional(session) = &mut self.sink {
                 session.abort()?;
             }

@@ -184,6 +184,22 @@ pub enum ProcessorError {
     Kafka { what: &'static str, source: rdkafka::error::KafkaError },
 }
 
+/// Runs `call` until it succeeds or `timeout` has passed (brokers restarting, a coordinator
+/// moving): the last error then.
+pub(crate) fn retrying<T>(timeout: Duration, mut call: impl FnMut() -> rdkafka::error::KafkaResult<T>) -> rdkafka::error::KafkaResult<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match call() {
+            Ok(v) => return Ok(v),
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// A processor: run it on a thread of its own; it returns when `stop` is set (after a last
 /// commit) or with the error that stopped it.
 pub struct Processor<T: Transform> {

@@ -1,6 +1,8 @@
 //! The `semel` binary as a child process, for tests that kill -9 it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kafka;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -39,7 +39,7 @@ fn partition_error(index: i32, error: i16, message: Option<String>) -> Pending {
 }
 
 /// The stateless checks of a partition's batches ([`CheckedBatches`]). Compressed batches are
-/// checked on a blocking thread, at most `decompression_threads` at a time, so that
+/// checked on the decompression threads ([`crate::server::decompression`]), so that
 /// decompressing (up to `max_decompressed_batch_bytes` per batch) never stalls the async
 /// workers that serve every other client.
 async fn check(state: &BrokerState, records: Bytes, settings: &AppendSettings) -> Result<CheckedBatches, AppendError> {
@@ -47,15 +47,12 @@ async fn check(state: &BrokerState, records: Bytes, settings: &AppendSettings) -
     if !CheckedBatches::any_compressed(&records) {
         return CheckedBatches::check(&records, settings, limit);
     }
-    let permit = Arc::clone(&state.decompression).acquire_owned().await.expect("the semaphore is never closed");
     let settings = *settings;
-    tokio::task::spawn_blocking(move || {
-        let checked = CheckedBatches::check(&records, &settings, limit);
-        drop(permit);
-        checked
-    })
-    .await
-    .unwrap_or_else(|e| Err(AppendError::Batch(BatchError::Invalid(format!("the batch check failed: {e}")))))
+    state
+        .decompression
+        .run(move || CheckedBatches::check(&records, &settings, limit))
+        .await
+        .unwrap_or_else(|| Err(AppendError::Batch(BatchError::Invalid("the batch check failed (a bug)".into()))))
 }
 
 /// A partition's answer to batches that were refused.
