@@ -690,7 +690,8 @@ copy_run() {
   local variant=$1 out=$2 group=$3
   shift 3
   local kills=2 target=2500 deadline=$((SECONDS + 600)) p f n crc all
-  local -a run=(1 1) killed=(0 0) finished=(0 0) at=("" "")
+  local -a run=(1 1) killed=(0 0) finished=(0 0) at=("" "") stalled=(0 0)
+  local notes=""
   [ -s "$WORK/copy-seeded" ] || { echo "no input (the seed check failed)"; return 1; }
   mkdir -p "$WORK/copy"
   for p in 0 1; do
@@ -704,6 +705,17 @@ copy_run() {
       f="$WORK/copy/$variant-p$p-run${run[$p]}"
       if [ -s "$f.rc" ]; then
         crc="$(cat "$f.rc")"
+        # Known, not yet explained (see the session note of 2026-12-04): a restarted copier's
+        # first position lookup can time out after 60 s (OffsetFetch require_stable kept
+        # answering UNSTABLE_OFFSET_COMMIT). Such a run is restarted once, and said so; the
+        # output is still checked in full below.
+        if [ "$crc" != 0 ] && [ "${stalled[$p]}" = 0 ] && grep -q 'before the position for partition' "$f.err"; then
+          stalled[$p]=1
+          notes="${notes}${notes:+, }copier $p run ${run[$p]} timed out looking up its position and was restarted"
+          run[$p]=$((run[$p] + 1))
+          copier_start "$WORK/copy/$variant-p$p-run${run[$p]}" "$p" "$out" "jt-copier-$variant-$p" "$group" "$@"
+          continue
+        fi
         if [ "${killed[$p]}" -lt "$kills" ] || [ "$crc" != 0 ]; then
           for n in 0 1; do [ -s "$WORK/copy/$variant-p$n-run${run[$n]}.rc" ] || copier_kill "$WORK/copy/$variant-p$n-run${run[$n]}"; done
           echo "copier for partition $p, run ${run[$p]} (after ${killed[$p]} kills): exit status $crc before its planned end;" \
@@ -739,6 +751,7 @@ copy_run() {
   for p in 0 1; do
     finals="$finals${finals:+, }partition $p killed -9 after ${at[$p]} records, run ${run[$p]} copied the rest ($(copier_progress "$WORK/copy/$variant-p$p-run${run[$p]}"))"
   done
+  [ -z "$notes" ] || finals="$finals; $notes"
   helper "copy-verify-$variant" verify-copy "$WORK/data" jt-copy-in "$out" "$group" || { echo "$finals; $(tail -n 1 "$LAST.out")"; return 1; }
   echo "$finals; $(tail -n 1 "$LAST.out")"
 }
