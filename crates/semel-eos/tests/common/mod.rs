@@ -125,7 +125,8 @@ impl Cluster {
         out
     }
 
-    /// The group's committed offsets of `topic` (-1 where none).
+    /// The group's committed offsets of `topic` (-1 where none, and all -1 if the lookup
+    /// failed: callers wait for a condition on them, with a bound of their own).
     pub fn committed_all(&self, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.bootstrap())
@@ -137,7 +138,7 @@ impl Cluster {
         for p in 0..partitions {
             tpl.add_partition(topic, p);
         }
-        let committed = consumer.committed_offsets(tpl, CALL).expect("committed");
+        let Ok(committed) = consumer.committed_offsets(tpl, CALL) else { return vec![-1; partitions as usize] };
         (0..partitions).map(|p| committed.find_partition(topic, p).and_then(|e| e.offset().to_raw()).unwrap_or(-1)).collect()
     }
 
