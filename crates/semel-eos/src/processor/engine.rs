@@ -176,7 +176,14 @@ impl<T: Transform> Engine<T> {
 
     /// Commits what was processed: outputs (already sent), changelog, offsets.
     fn commit(&mut self, consumer: &GroupConsumer<T>) -> Result<(), ProcessorError> {
+        // The interval runs from the end of this commit: a commit slower than the interval
+        // must not make the next one follow a single record (one transaction per record).
+        let result = self.commit_now(consumer);
         self.last_commit = Instant::now();
+        result
+    }
+
+    fn commit_now(&mut self, consumer: &GroupConsumer<T>) -> Result<(), ProcessorError> {
         if self.next.is_empty() && !self.in_transaction {
             return Ok(());
         }
