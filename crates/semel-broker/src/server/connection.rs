@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -176,12 +176,12 @@ async fn read_requests(
         // The whole frame, memory waits included, within the deadline from its first byte.
         let deadline = frame_deadline.unwrap_or_else(|| Instant::now() + receive_timeout);
         let mut memory = state.memory.empty();
-        let mut body = BytesMut::new();
+        let mut body = Vec::new();
         let read = read_body(&mut reader, &mut body, size, &mut memory, state, activity);
         let body = tokio::select! {
             _ = shutdown.wait_for(|stop| *stop) => return Ended::Shutdown,
             read = tokio::time::timeout_at(deadline, read) => match read {
-                Ok(Ok(())) => body.freeze(),
+                Ok(Ok(())) => Bytes::from(body),
                 Ok(Err(())) => return Ended::ClientClosed,
                 Err(_) => return Ended::ReceiveTimeout { size: Some(size), received: body.len() },
             },
@@ -210,12 +210,15 @@ async fn read_requests(
     }
 }
 
-/// Reads a frame body of `size` bytes into `body`, reserving memory in the pool as the bytes
-/// arrive: at most one read's worth ahead of them, and always at least the buffer's capacity
-/// (which may run ahead of its length when it grows). Nothing is zero-filled ahead of the bytes.
+/// Reads a frame body of `size` bytes into `body`, reserving memory in the pool before the
+/// buffer grows. The buffer grows geometrically (to at most twice what has arrived, and never
+/// past `size`), so a large frame is not copied over and over; a client that claims a large
+/// frame and stalls holds at most about twice what it sent, never what it claimed, and the
+/// buffer's capacity is always covered by the reservation. Nothing is zero-filled ahead of the
+/// bytes.
 async fn read_body(
     reader: &mut OwnedReadHalf,
-    body: &mut BytesMut,
+    body: &mut Vec<u8>,
     size: usize,
     memory: &mut Reservation,
     state: &BrokerState,
@@ -225,12 +228,14 @@ async fn read_body(
         let left = size - body.len();
         if body.capacity() == body.len() {
             let want = if size <= WHOLE_FRAME_BYTES { left } else { left.min(READ_CHUNK_BYTES) };
-            let needed = (body.len() + want).saturating_sub(memory.bytes());
+            let target = (body.len() + want).max(body.capacity().saturating_mul(2)).min(size);
+            let needed = target.saturating_sub(memory.bytes());
             if needed > 0 {
                 memory.absorb(state.memory.reserve(needed).await);
             }
-            body.reserve(want);
+            body.reserve_exact(target - body.len());
             if body.capacity() > memory.bytes() {
+                // The allocator gave more than asked: account for it (rare, and small).
                 memory.resize(body.capacity());
             }
         }

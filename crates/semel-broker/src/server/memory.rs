@@ -7,9 +7,10 @@
 //! one that waits, so many small clients are not held behind one large frame.
 //!
 //! A [`Reservation`] gives its bytes back when dropped. Who holds one, and until when:
-//! - the reader, for a request frame, as its bytes arrive (at most one read's worth ahead of
-//!   them, so a client that claims a large frame and stalls holds what it sent, not what it
-//!   claimed), until the request's answer is known (the handler's deferred part has finished);
+//! - the reader, for a request frame, before its buffer grows (to at most twice what has
+//!   arrived, so a client that claims a large frame and stalls holds about what it sent, not
+//!   what it claimed), until the request's answer is known (the handler's deferred part has
+//!   finished);
 //! - a Fetch, for its response, from just before it reads the logs until the response has
 //!   been written to the socket.
 //!
