@@ -103,6 +103,7 @@ impl Restorer {
             if stable >= high {
                 break stable;
             }
+            tracing::debug!(topic = %self.topic, partition, stable, high, "restore: waiting for an open transaction on the changelog to end");
             if started.elapsed() > self.settle_timeout {
                 return Err(fail(format!(
                     "a transaction stayed open on it for {:?} (last stable offset {stable}, high watermark {high})",
@@ -150,6 +151,7 @@ impl Restorer {
             }
         }
         self.committed.unassign().map_err(|e| fail(e.to_string()))?;
+        tracing::debug!(topic = %self.topic, partition, end, keys = values.len(), took = ?started.elapsed(), "restored");
         Ok(values)
     }
 }

@@ -80,10 +80,12 @@ impl<T: Transform> ConsumerContext for Callbacks<T> {
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let mut engine = lock(&self.engine);
         if let Rebalance::Assign(assigned) = rebalance {
-            lock(&self.engine).on_assign(assigned);
-            let _ = consumer;
+            engine.on_assign(assigned);
         }
+        let owned = consumer.assignment().map(|a| a.count()).unwrap_or(0);
+        engine.stats.assigned_partitions.store(owned as u64, Ordering::Relaxed);
     }
 }
 

@@ -159,6 +159,8 @@ pub struct Stats {
     pub rollbacks: AtomicU64,
     pub restored_keys: AtomicU64,
     pub rebalances: AtomicU64,
+    /// Input partitions assigned to this instance now (a gauge, set after each rebalance).
+    pub assigned_partitions: AtomicU64,
 }
 
 impl Stats {

@@ -21,6 +21,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Self {
+        init_logging();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config =
@@ -174,5 +175,13 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Logs of the test (the processor's, the broker's, librdkafka's) to stderr when `RUST_LOG`
+/// is set, e.g. `RUST_LOG=semel_eos=debug,librdkafka=debug`.
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).with_test_writer().try_init();
     }
 }
