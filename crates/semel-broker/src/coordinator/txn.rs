@@ -576,6 +576,36 @@ impl TxnCoordinator {
         append(verification)
     }
 
+    /// TxnOffsetCommit: runs `commit` while holding the coordinator's lock if `producer_id`/
+    /// `epoch` is the transactional id's current producer and `group` is in its ongoing
+    /// transaction (AddOffsetsToTxn), else answers the error code. Held across the write, so
+    /// no transition (EndTxn, fencing by InitProducerId, a timeout abort) slips between the
+    /// check and the write: the offsets always land before the transaction's outcome reaches
+    /// the group, which then commits or drops them. (Checked first and written after, a
+    /// commit racing an abort left offsets pending for good, and OffsetFetch require_stable
+    /// answered UNSTABLE_OFFSET_COMMIT for that partition from then on.)
+    pub fn with_offsets_verified<R>(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        version_fenced: bool,
+        group: &str,
+        commit: impl FnOnce(Option<i16>) -> R,
+    ) -> R {
+        let ids = self.lock();
+        let error = match ids.get(transactional_id).map(|e| &e.metadata) {
+            None => Some(errors::INVALID_PRODUCER_ID_MAPPING),
+            Some(m) if m.producer_id != producer_id => Some(errors::INVALID_PRODUCER_ID_MAPPING),
+            Some(m) if m.producer_epoch != epoch => {
+                Some(if version_fenced { errors::PRODUCER_FENCED } else { errors::INVALID_PRODUCER_EPOCH })
+            }
+            Some(m) if m.state != TxnState::Ongoing || !m.groups.contains(group) => Some(errors::INVALID_TXN_STATE),
+            Some(_) => None,
+        };
+        commit(error)
+    }
+
     /// Aborts transactions open longer than their timeout, bumping the epoch so the producer
     /// is fenced; expires idle transactional ids. Returns the aborts to complete, each with the
     /// write to wait for first.
@@ -744,6 +774,39 @@ mod tests {
         settle(&c, "t");
         assert!(matches!(c.end_txn("t", pid, epoch, true, true), EndOutcome::Now(NONE)), "retry after completion");
         assert!(matches!(c.end_txn("t", pid, epoch, true, false), EndOutcome::Now(INVALID_TXN_STATE)));
+    }
+
+    #[test]
+    fn txn_offsets_are_accepted_only_while_the_transaction_that_added_the_group_is_ongoing() {
+        let (_dir, c) = coordinator();
+        let (_, pid, epoch) = init(&c, "t", (-1, -1));
+        let check = |pid: i64, epoch: i16, group: &str| c.with_offsets_verified("t", pid, epoch, true, group, |e| e.unwrap_or(NONE));
+        assert_eq!(check(pid, epoch, "g"), INVALID_TXN_STATE, "no transaction");
+        c.add_offsets("t", pid, epoch, true, "g").expect("add offsets");
+        settle(&c, "t");
+        assert_eq!(check(pid, epoch, "g"), NONE);
+        assert_eq!(check(pid, epoch, "other"), INVALID_TXN_STATE, "a group not added");
+        assert_eq!(check(pid + 1, epoch, "g"), INVALID_PRODUCER_ID_MAPPING);
+        assert_eq!(check(pid, epoch + 1, "g"), PRODUCER_FENCED);
+        assert_eq!(c.with_offsets_verified("nobody", pid, epoch, true, "g", |e| e), Some(INVALID_PRODUCER_ID_MAPPING));
+        // Once the transaction is prepared (its outcome about to reach the group), no offset
+        // may join it: it would stay pending for good.
+        let completion = match c.end_txn("t", pid, epoch, true, false) {
+            EndOutcome::Prepared(_, completion) => completion,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(check(pid, epoch, "g"), INVALID_TXN_STATE, "PrepareAbort");
+        settle(&c, "t");
+        let _ = c.complete(&completion).expect("complete");
+        settle(&c, "t");
+        assert_eq!(check(pid, epoch, "g"), INVALID_TXN_STATE, "CompleteAbort");
+        // Fenced by a new InitProducerId while ongoing: the old producer's offsets are refused.
+        c.add_offsets("t", pid, epoch, true, "g").expect("add offsets");
+        settle(&c, "t");
+        match c.init_producer_id("t", 60_000, (-1, -1), || Some(999)) {
+            InitOutcome::Aborting(..) => assert_eq!(check(pid, epoch, "g"), PRODUCER_FENCED),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -98,56 +98,54 @@ pub(crate) async fn txn_offset_commit(ctx: &RequestContext, request: TxnOffsetCo
         request.topics.iter().map(|t| (t.name.clone(), t.partitions.iter().map(|p| p.partition_index).collect())).collect();
     let count: usize = shape.iter().map(|(_, ps)| ps.len()).sum();
     // The producer must be the transactional id's current one, and the group must be in its
-    // transaction (AddOffsetsToTxn).
-    let txn = state.txns.describe(&request.transactional_id.0);
-    let txn_error = match &txn {
-        None => Some(errors::INVALID_PRODUCER_ID_MAPPING),
-        Some(m) if m.producer_id != request.producer_id.0 => Some(errors::INVALID_PRODUCER_ID_MAPPING),
-        Some(m) if m.producer_epoch != request.producer_epoch => {
-            Some(if ctx.version >= 2 { errors::PRODUCER_FENCED } else { errors::INVALID_PRODUCER_EPOCH })
-        }
-        Some(m) if !m.groups.contains(request.group_id.0.as_str()) => Some(errors::INVALID_TXN_STATE),
-        Some(_) => None,
+    // ongoing transaction (AddOffsetsToTxn); checked and written under the transaction
+    // coordinator's lock, so the transaction cannot end between the two.
+    let metadata = &state.metadata;
+    // v3+ carries member and generation; below, generation -1 and no member.
+    let (generation, member, instance) = if ctx.version >= 3 {
+        (request.generation_id, request.member_id.to_string(), request.group_instance_id.as_ref().map(ToString::to_string))
+    } else {
+        (-1, String::new(), None)
     };
-    let (codes, durable) = match txn_error {
-        Some(error) => (vec![error; count], None),
-        None => {
-            let offsets: Vec<(String, i32, CommittedOffset)> = request
-                .topics
-                .iter()
-                .flat_map(|t| {
-                    t.partitions.iter().map(move |p| {
-                        (
-                            t.name.0.to_string(),
-                            p.partition_index,
-                            super::groups::committed_offset(
-                                p.committed_offset,
-                                p.committed_leader_epoch,
-                                p.committed_metadata.as_ref(),
-                                now,
-                            ),
-                        )
+    let (codes, durable) = state.txns.with_offsets_verified(
+        &request.transactional_id.0,
+        request.producer_id.0,
+        request.producer_epoch,
+        ctx.version >= 2,
+        &request.group_id.0,
+        |txn_error| match txn_error {
+            Some(error) => (vec![error; count], None),
+            None => {
+                let offsets: Vec<(String, i32, CommittedOffset)> = request
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions.iter().map(move |p| {
+                            (
+                                t.name.0.to_string(),
+                                p.partition_index,
+                                super::groups::committed_offset(
+                                    p.committed_offset,
+                                    p.committed_leader_epoch,
+                                    p.committed_metadata.as_ref(),
+                                    now,
+                                ),
+                            )
+                        })
                     })
-                })
-                .collect();
-            let metadata = &state.metadata;
-            // v3+ carries member and generation; below, generation -1 and no member.
-            let (generation, member, instance) = if ctx.version >= 3 {
-                (request.generation_id, request.member_id.to_string(), request.group_instance_id.as_ref().map(ToString::to_string))
-            } else {
-                (-1, String::new(), None)
-            };
-            state.groups.commit_offsets(
-                Some((request.producer_id.0, request.producer_epoch)),
-                &request.group_id.0,
-                generation,
-                &member,
-                instance.as_deref(),
-                offsets,
-                |topic, partition| metadata.topic(topic).is_some_and(|t| t.partition(partition).is_some()),
-            )
-        }
-    };
+                    .collect();
+                state.groups.commit_offsets(
+                    Some((request.producer_id.0, request.producer_epoch)),
+                    &request.group_id.0,
+                    generation,
+                    &member,
+                    instance.as_deref(),
+                    offsets,
+                    |topic, partition| metadata.topic(topic).is_some_and(|t| t.partition(partition).is_some()),
+                )
+            }
+        },
+    );
     Response::Later(Box::pin(async move {
         let mut codes = codes;
         if let Some(durable) = durable {
