@@ -1,6 +1,6 @@
 //! The processor against an in-process semel broker: copy and count exactly once through
 //! failures of the transform (an error and a panic, each rolled back), state restored from the
-//! changelog by a new instance, and two instances sharing the input through rebalances.
+//! changelog by a new instance, and two instances sharing the input through rebalances (eager and cooperative-sticky).
 
 mod common;
 
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{wait_until, Cluster};
-use semel_eos::processor::{InputRecord, KeyState, OutputRecord, Processor, ProcessorConfig, Stats, TransformError};
+use semel_eos::processor::{Assignment, InputRecord, KeyState, OutputRecord, Processor, ProcessorConfig, Stats, TransformError};
 use semel_eos::ClientSettings;
 
 const PARTITIONS: i32 = 3;
@@ -157,15 +157,30 @@ fn a_new_instance_restores_the_state_from_the_changelog() {
 }
 
 #[test]
-fn two_instances_share_the_input_through_rebalances() {
+fn two_instances_share_the_input_through_cooperative_rebalances() {
+    two_instances_share_the_input(Assignment::CooperativeSticky);
+}
+
+#[test]
+fn two_instances_share_the_input_through_eager_rebalances() {
+    two_instances_share_the_input(Assignment::Eager);
+}
+
+fn two_instances_share_the_input(assignment: Assignment) {
     let cluster = setup();
+    let config = |instance: &str| {
+        let mut c = config(&cluster, instance);
+        c.assignment = assignment;
+        c
+    };
     let first = records(0, 2_000);
     cluster.produce("input", &first);
-    let a = start(config(&cluster, "a"), copy_and_count);
+    let a = start(config("a"), copy_and_count);
     wait_until("instance a to process", BOUND, || Stats::get(&a.stats.records_in) > 0);
-    // b joins while a is processing: partitions move (cooperative-sticky). Records produced
+    // b joins while a is processing: partitions move (all of them revoked first when eager,
+    // only those that move when cooperative-sticky). Records produced
     // once b owns some partitions are b's to process (a may well have finished the first ones).
-    let b = start(config(&cluster, "b"), copy_and_count);
+    let b = start(config("b"), copy_and_count);
     wait_until("b to get partitions", BOUND, || Stats::get(&b.stats.assigned_partitions) > 0);
     let second = records(2_000, 2_000);
     cluster.produce("input", &second);
