@@ -1,6 +1,7 @@
 //! The processor against an in-process semel broker: copy and count exactly once through
 //! failures of the transform (an error and a panic, each rolled back), state restored from the
-//! changelog by a new instance, and two instances sharing the input through rebalances (eager and cooperative-sticky).
+//! changelog by a new instance, and two instances sharing the input through rebalances (eager
+//! and cooperative-sticky).
 
 mod common;
 
