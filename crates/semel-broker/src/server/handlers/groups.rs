@@ -145,27 +145,33 @@ pub(crate) async fn leave_group(ctx: &RequestContext, request: LeaveGroupRequest
     Response::Now(LeaveGroupResponse::default().with_error_code(errors::NONE).with_members(members))
 }
 
-/// A committed offset as OffsetCommit and TxnOffsetCommit carry it (null metadata is "").
-pub(crate) fn committed_offset(offset: i64, leader_epoch: i32, metadata: Option<&StrBytes>, now_ms: i64) -> CommittedOffset {
-    CommittedOffset { offset, leader_epoch, metadata: metadata.map(ToString::to_string).unwrap_or_default(), commit_timestamp_ms: now_ms }
+/// The offsets an OffsetCommit or TxnOffsetCommit request carries, as `(topic, partition,
+/// offset)` for the group coordinator, stamped `now_ms` (null metadata is ""). The two requests'
+/// topic and partition types are distinct but have the same fields, hence a macro.
+macro_rules! requested_offsets {
+    ($topics:expr, $now_ms:expr) => {
+        $topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    let offset = $crate::coordinator::group::CommittedOffset {
+                        offset: p.committed_offset,
+                        leader_epoch: p.committed_leader_epoch,
+                        metadata: p.committed_metadata.as_ref().map(ToString::to_string).unwrap_or_default(),
+                        commit_timestamp_ms: $now_ms,
+                    };
+                    (t.name.0.to_string(), p.partition_index, offset)
+                })
+            })
+            .collect::<Vec<(String, i32, $crate::coordinator::group::CommittedOffset)>>()
+    };
 }
+pub(crate) use requested_offsets;
 
 pub(crate) async fn offset_commit(ctx: &RequestContext, request: OffsetCommitRequest) -> Response<OffsetCommitResponse> {
     let state = ctx.state.clone();
     let now = crate::now_ms();
-    let offsets: Vec<(String, i32, CommittedOffset)> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    t.name.0.to_string(),
-                    p.partition_index,
-                    committed_offset(p.committed_offset, p.committed_leader_epoch, p.committed_metadata.as_ref(), now),
-                )
-            })
-        })
-        .collect();
+    let offsets = requested_offsets!(request.topics, now);
     let metadata = &state.metadata;
     let (errors, durable) = state.groups.commit_offsets(
         None,

@@ -6,7 +6,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{AddPartitionsToTx
 use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic};
 use kafka_protocol::messages::*;
 
-use crate::coordinator::group::{CommittedOffset, GroupCoordinator};
+use crate::coordinator::group::GroupCoordinator;
 use crate::coordinator::txn::{errors, EndOutcome};
 use crate::server::dispatch::{RequestContext, Response};
 
@@ -107,6 +107,8 @@ pub(crate) async fn txn_offset_commit(ctx: &RequestContext, request: TxnOffsetCo
     } else {
         (-1, String::new(), None)
     };
+    // Built before the coordinator's lock is taken; only the check and the write run under it.
+    let offsets = super::groups::requested_offsets!(request.topics, now);
     let (codes, durable) = state.txns.with_offsets_verified(
         &request.transactional_id.0,
         request.producer_id.0,
@@ -115,35 +117,15 @@ pub(crate) async fn txn_offset_commit(ctx: &RequestContext, request: TxnOffsetCo
         &request.group_id.0,
         |txn_error| match txn_error {
             Some(error) => (vec![error; count], None),
-            None => {
-                let offsets: Vec<(String, i32, CommittedOffset)> = request
-                    .topics
-                    .iter()
-                    .flat_map(|t| {
-                        t.partitions.iter().map(move |p| {
-                            (
-                                t.name.0.to_string(),
-                                p.partition_index,
-                                super::groups::committed_offset(
-                                    p.committed_offset,
-                                    p.committed_leader_epoch,
-                                    p.committed_metadata.as_ref(),
-                                    now,
-                                ),
-                            )
-                        })
-                    })
-                    .collect();
-                state.groups.commit_offsets(
-                    Some((request.producer_id.0, request.producer_epoch)),
-                    &request.group_id.0,
-                    generation,
-                    &member,
-                    instance.as_deref(),
-                    offsets,
-                    |topic, partition| metadata.topic(topic).is_some_and(|t| t.partition(partition).is_some()),
-                )
-            }
+            None => state.groups.commit_offsets(
+                Some((request.producer_id.0, request.producer_epoch)),
+                &request.group_id.0,
+                generation,
+                &member,
+                instance.as_deref(),
+                offsets,
+                |topic, partition| metadata.topic(topic).is_some_and(|t| t.partition(partition).is_some()),
+            ),
         },
     );
     Response::Later(Box::pin(async move {
