@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::{committed_sum, consumer, create_topic, logs, read_all, Instance, BOUND};
-use common::{free_port, kill_9, start_semel};
+use common::TestBroker;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -43,9 +43,8 @@ fn processors_lose_and_duplicate_nothing_through_kill_9_of_instances_and_the_bro
     let kills = env_or("SEMEL_PROCESSOR_CRASH_KILLS", 6);
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("data");
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let mut semel = start_semel(port, &data);
+    let mut broker = TestBroker::start(&data);
+    let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "input", PARTITIONS);
     create_topic(&bootstrap, "copies", PARTITIONS);
     create_topic(&bootstrap, "counts", PARTITIONS);
@@ -153,8 +152,7 @@ fn processors_lose_and_duplicate_nothing_through_kill_9_of_instances_and_the_bro
             std::thread::sleep(Duration::from_millis(200));
         }
         if round == rounds / 2 {
-            kill_9(&mut semel);
-            semel = start_semel(port, &data);
+            broker.kill_9_and_restart();
             broker_killed = true;
         } else {
             rng_state ^= rng_state << 13;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 
 use common::kafka::{committed, consumer, create_topic, ends, logs, produce, read_all, Instance};
-use common::{free_port, start_semel};
+use common::TestBroker;
 
 /// Generous for waits that normally end in seconds.
 const BOUND: Duration = Duration::from_secs(240);
@@ -86,9 +86,8 @@ fn copier(bootstrap: &str, instance: &str, log: std::path::PathBuf, extra: &[&st
 #[test]
 fn a_zombie_instance_is_fenced_and_nothing_it_wrote_becomes_visible() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let _semel = start_semel(port, &tmp.path().join("data"));
+    let broker = TestBroker::start(&tmp.path().join("data"));
+    let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "input", 2);
     create_topic(&bootstrap, "copies", 1);
     // The zombie commits only after 1,000 records: its first 100 stay in an open transaction.
@@ -128,9 +127,8 @@ fn a_zombie_instance_is_fenced_and_nothing_it_wrote_becomes_visible() {
 #[test]
 fn a_transaction_left_open_past_its_timeout_is_aborted_and_the_instance_recovers() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let port = free_port();
-    let bootstrap = format!("127.0.0.1:{port}");
-    let _semel = start_semel(port, &tmp.path().join("data"));
+    let broker = TestBroker::start(&tmp.path().join("data"));
+    let bootstrap = broker.bootstrap();
     create_topic(&bootstrap, "input", 2);
     create_topic(&bootstrap, "copies", 1);
     let args = ["--commit-records", "300", "--commit-interval-ms", "600000", "--transaction-timeout-ms", "8000"];

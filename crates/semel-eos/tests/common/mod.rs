@@ -1,4 +1,5 @@
-//! Shared harness: an in-process semel broker and readers of what the tests wrote.
+//! Shared harness: the broker under test (an in-process semel, or Apache Kafka with
+//! `SEMEL_TEST_BROKER=kafka`) and readers of what the tests wrote.
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::{Duration, Instant};
@@ -9,13 +10,19 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use semel_broker::{Broker, BrokerConfig};
+use semel_testkit::{broker_under_test, ApacheKafka, BrokerUnderTest};
 
 /// Generous: a busy machine can be slow; nothing here waits this long when things work.
 pub const CALL: Duration = Duration::from_secs(60);
 
+enum Server {
+    Semel(Broker),
+    Kafka(ApacheKafka),
+}
+
 pub struct Cluster {
     pub runtime: tokio::runtime::Runtime,
-    broker: Option<Broker>,
+    server: Server,
     _dir: tempfile::TempDir,
 }
 
@@ -24,16 +31,27 @@ impl Cluster {
         init_logging();
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut config =
-            BrokerConfig { listen: "127.0.0.1:0".parse().expect("addr"), data_dir: dir.path().to_path_buf(), ..BrokerConfig::default() };
-        // Groups form at once (Kafka's tests do the same); nothing here depends on the delay.
-        config.groups.initial_rebalance_delay_ms = 0;
-        let broker = runtime.block_on(Broker::start(config)).expect("broker");
-        Self { runtime, broker: Some(broker), _dir: dir }
+        let server = match broker_under_test() {
+            BrokerUnderTest::Semel => {
+                let mut config = BrokerConfig {
+                    listen: "127.0.0.1:0".parse().expect("addr"),
+                    data_dir: dir.path().to_path_buf(),
+                    ..BrokerConfig::default()
+                };
+                // Groups form at once (Kafka's tests do the same, and so does scripts/kafka.sh).
+                config.groups.initial_rebalance_delay_ms = 0;
+                Server::Semel(runtime.block_on(Broker::start(config)).expect("broker"))
+            }
+            BrokerUnderTest::ApacheKafka => Server::Kafka(ApacheKafka::start(dir.path())),
+        };
+        Self { runtime, server, _dir: dir }
     }
 
     pub fn bootstrap(&self) -> String {
-        self.broker.as_ref().expect("running").bootstrap()
+        match &self.server {
+            Server::Semel(broker) => broker.bootstrap(),
+            Server::Kafka(kafka) => kafka.bootstrap(),
+        }
     }
 
     pub fn create_topic(&self, name: &str) {
@@ -62,8 +80,8 @@ impl Cluster {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, 0, Offset::Beginning).expect("tpl");
         consumer.assign(&tpl).expect("assign");
-        // The end for this isolation: the last stable offset for read_committed.
-        let (_, high) = consumer.fetch_watermarks(topic, 0, CALL).expect("watermarks");
+        // Once no transaction is open, both isolations read to the same end.
+        let high = semel_testkit::stable_end(&self.bootstrap(), topic, 0, CALL);
         let mut values = Vec::new();
         let deadline = Instant::now() + CALL;
         loop {
@@ -88,7 +106,9 @@ impl Cluster {
             .expect("consumer");
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, 0);
-        let committed = consumer.committed_offsets(tpl, CALL).expect("committed");
+        // An error (such as UNSTABLE_OFFSET_COMMIT while a commit's markers are being written)
+        // reads as None: callers wait for the offset they expect.
+        let Ok(committed) = consumer.committed_offsets(tpl, CALL) else { return None };
         committed.find_partition(topic, 0).and_then(|p| p.offset().to_raw()).filter(|o| *o >= 0)
     }
 
@@ -104,7 +124,7 @@ impl Cluster {
             .expect("consumer");
         let mut out = Vec::new();
         for partition in 0..partitions {
-            let (_, end) = consumer.fetch_watermarks(topic, partition, CALL).expect("watermarks");
+            let end = semel_testkit::stable_end(&self.bootstrap(), topic, partition, CALL);
             let mut tpl = TopicPartitionList::new();
             tpl.add_partition_offset(topic, partition, Offset::Beginning).expect("tpl");
             consumer.assign(&tpl).expect("assign");

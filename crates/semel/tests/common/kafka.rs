@@ -56,12 +56,13 @@ pub fn ends(bootstrap: &str, topic: &str, partitions: i32) -> Vec<i64> {
     (0..partitions).map(|p| c.fetch_watermarks(topic, p, Duration::from_secs(60)).expect("watermarks").1).collect()
 }
 
-/// (partition, key, value) of every record of `topic`, read_committed, partition after partition.
+/// (partition, key, value) of every record of `topic`, read_committed, partition after partition,
+/// once no transaction is open on it.
 pub fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, String, String)> {
     let c = consumer(bootstrap, "test-reader");
     let mut out = Vec::new();
     for p in 0..partitions {
-        let (_, end) = c.fetch_watermarks(topic, p, Duration::from_secs(60)).expect("watermarks");
+        let end = semel_testkit::stable_end(bootstrap, topic, p, BOUND);
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(topic, p, Offset::Beginning).expect("tpl");
         c.assign(&tpl).expect("assign");

@@ -1,4 +1,5 @@
-//! The `semel` binary as a child process, for tests that kill -9 it.
+//! The `semel` binary as a child process, for tests that kill -9 it; and the broker of the
+//! toolkit's acceptance tests, semel or Apache Kafka (`SEMEL_TEST_BROKER`).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod kafka;
@@ -6,10 +7,8 @@ pub mod kafka;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A free port on the loopback interface.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
+pub use semel_testkit::free_port;
+use semel_testkit::{broker_under_test, ApacheKafka, BrokerUnderTest};
 
 /// A running `semel serve`; killed when dropped, however the test ends.
 pub struct Semel(Child);
@@ -55,4 +54,42 @@ pub fn kill_9(semel: &mut Semel) {
     let status = Command::new("kill").args(["-9", &semel.0.id().to_string()]).status().expect("kill");
     assert!(status.success());
     let _ = semel.0.wait();
+}
+
+/// The broker of an acceptance test: `semel serve`, or Apache Kafka with
+/// `SEMEL_TEST_BROKER=kafka`. Either can be killed -9 and restarted on the same data.
+pub enum TestBroker {
+    Semel { port: u16, dir: std::path::PathBuf, semel: Semel },
+    Kafka(ApacheKafka),
+}
+
+impl TestBroker {
+    /// Starts the broker under test with its data in `dir` and waits until it serves.
+    pub fn start(dir: &std::path::Path) -> Self {
+        match broker_under_test() {
+            BrokerUnderTest::Semel => {
+                let port = free_port();
+                Self::Semel { port, dir: dir.to_path_buf(), semel: start_semel(port, dir) }
+            }
+            BrokerUnderTest::ApacheKafka => Self::Kafka(ApacheKafka::start(dir)),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        match self {
+            Self::Semel { port, .. } => format!("127.0.0.1:{port}"),
+            Self::Kafka(kafka) => kafka.bootstrap(),
+        }
+    }
+
+    /// SIGKILL, then the same broker started again on the same data.
+    pub fn kill_9_and_restart(&mut self) {
+        match self {
+            Self::Semel { port, dir, semel } => {
+                kill_9(semel);
+                *semel = start_semel(*port, dir);
+            }
+            Self::Kafka(kafka) => kafka.restart(),
+        }
+    }
 }
