@@ -6,8 +6,8 @@
 #   bench/run.sh            # 3 rounds (about 12 minutes on 2 cores)
 #   bench/run.sh --quick    # 1 round, small counts (about 2 minutes): checks the harness
 #
-# Needs: cargo, a JDK >= 17 (java), Maven (mvn, to fetch Kafka's jars from Maven Central into
-# bench/.cache/), python3.
+# Needs: cargo, a JDK >= 17 (java), Maven (mvn: scripts/kafka.sh fetches Kafka's jars from Maven Central
+# into ~/.cache/semel-kafka), python3.
 # shellcheck disable=SC2016 # '$WORK' and the like are written literally into the report
 set -euo pipefail
 
@@ -33,7 +33,6 @@ EOF
 }
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE=$ROOT/bench/.cache
 QUICK=0
 ROUNDS=
 KEEP=0
@@ -67,7 +66,7 @@ WARMUP_RECORDS=$((RECORDS / 5))
 PARTITIONS=6
 RECORD_SIZE=1024
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G}
-# What kafka-server-start.sh / kafka-run-class.sh use.
+# What kafka-server-start.sh / kafka-run-class.sh use (scripts/kafka.sh keeps the same default).
 KAFKA_JVM_OPTS="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --rounds must be a positive number" >&2; exit 2; }
 
@@ -78,7 +77,6 @@ for tool in cargo java mvn python3; do
   command -v "$tool" >/dev/null || die "$tool is not installed (see bench/README.md)"
 done
 
-mkdir -p "$CACHE"
 WORK=$(mktemp -d "${BENCH_TMP:-${TMPDIR:-/tmp}}/semel-bench.XXXXXX")
 RESULTS=$WORK/results.tsv
 COMMANDS=$WORK/commands.txt
@@ -190,53 +188,13 @@ kafka_java() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Kafka from Maven Central: kafka_2.13 (the broker) and kafka-tools (ProducerPerformance,
-# TopicCommand) with their runtime dependencies, copied into bench/.cache/kafka-VERSION/libs.
+# Kafka from Maven Central (kafka_2.13, kafka-tools and their runtime dependencies): fetched,
+# cached, configured and formatted by scripts/kafka.sh, which the tests share.
 
 install_kafka() {
-  KAFKA_DIR=$CACHE/kafka-$KAFKA_VERSION
-  KAFKA_LIBS=$KAFKA_DIR/libs
-  if [[ -f $KAFKA_DIR/.complete ]]; then
-    log "Kafka $KAFKA_VERSION: cached in ${KAFKA_DIR#"$ROOT"/}"
-    return
-  fi
-  log "Kafka $KAFKA_VERSION: fetching the jars from Maven Central (mvn dependency:copy-dependencies)"
-  rm -rf "$KAFKA_DIR"
-  mkdir -p "$KAFKA_DIR"
-  cat >"$KAFKA_DIR/pom.xml" <<EOF
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>semel.bench</groupId>
-  <artifactId>kafka-runtime</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
-    <!-- The distribution's logging binding (slf4j 1.7 to log4j2), so the broker log is written. -->
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>2.24.3</version></dependency>
-  </dependencies>
-</project>
-EOF
-  if ! (cd "$KAFKA_DIR" && mvn -B -Dstyle.color=never dependency:copy-dependencies -DincludeScope=runtime \
-    -DoutputDirectory="$KAFKA_LIBS") >"$KAFKA_DIR/mvn.log" 2>&1; then
-    tail -n 30 "$KAFKA_DIR/mvn.log" >&2
-    die "cannot fetch Kafka $KAFKA_VERSION from Maven Central"
-  fi
-  [[ -f $KAFKA_LIBS/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar is missing after mvn"
-  touch "$KAFKA_DIR/.complete"
-}
-
-# The storage formatting tool moved from core (Scala) to the tools module over the 4.x releases.
-storage_tool_class() {
-  python3 - "$KAFKA_LIBS" <<'EOF'
-import glob, sys, zipfile
-for cls in ("kafka/tools/StorageTool.class", "org/apache/kafka/tools/StorageTool.class"):
-    for jar in glob.glob(sys.argv[1] + "/*.jar"):
-        if cls in zipfile.ZipFile(jar).namelist():
-            print(cls[:-len(".class")].replace("/", ".")); sys.exit(0)
-sys.exit("no StorageTool class in the Kafka jars")
-EOF
+  KAFKA_VERSION=$KAFKA_VERSION source "$ROOT/scripts/kafka.sh"
+  kafka_install || die "cannot install Apache Kafka $KAFKA_VERSION (scripts/kafka.sh)"
+  log "Kafka $KAFKA_VERSION: jars in $KAFKA_LIBS"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -521,33 +479,12 @@ session_semel() {
   rm -rf "$dir"
 }
 
-# prepare_kafka DIR PORT: a KRaft single-node config in DIR/server.properties, storage formatted.
+# prepare_kafka DIR PORT: a KRaft single-node config in DIR/server.properties, storage formatted
+# (scripts/kafka.sh prepare).
 prepare_kafka() {
-  local dir=$1 port=$2 cport
-  cport=$(free_port)
-  [[ $cport != "$port" ]] || cport=$(free_port)
-  mkdir -p "$dir"
-  cat >"$dir/server.properties" <<EOF
-process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=$dir/logs
-num.partitions=1
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-group.initial.rebalance.delay.ms=0
-EOF
-  local cluster_id
-  cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-  note java -cp "$KAFKA_LIBS/*" "$STORAGE_TOOL" format -t "$cluster_id" -c "$dir/server.properties"
-  kafka_java "$STORAGE_TOOL" format -t "$cluster_id" -c "$dir/server.properties" >>"$WORK/kafka-$ROUND.log" 2>&1 ||
-    { tail -n 20 "$WORK/kafka-$ROUND.log" >&2; die "kafka-storage format failed"; }
+  note scripts/kafka.sh prepare "$1" "$2"
+  kafka_prepare "$1" "$2" >>"$WORK/kafka-$ROUND.log" 2>&1 ||
+    { tail -n 20 "$WORK/kafka-$ROUND.log" >&2; die "scripts/kafka.sh prepare failed"; }
 }
 
 # launch_kafka DIR PORT: starts Kafka on a prepared DIR (start_broker measures the start-up).
@@ -617,7 +554,6 @@ START_SECS=$SECONDS
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 install_kafka
-STORAGE_TOOL=$(storage_tool_class)
 cat >"$WORK/log4j2.properties" <<'EOF'
 status = warn
 appender.file.type = File
@@ -864,7 +800,7 @@ for m in metrics:
 w("")
 w("## Commands")
 w("")
-w("As run in the first round (`$PORT` is a free port, `$WORK` a fresh directory, `$KAFKA_LIBS` bench/.cache/kafka-VERSION/libs).")
+w("As run in the first round (`$PORT` is a free port, `$WORK` a fresh directory, `$KAFKA_LIBS` ~/.cache/semel-kafka/kafka-VERSION/libs).")
 w("")
 w("```sh")
 w("cargo build --release -p semel")

@@ -12,7 +12,7 @@
 #                                         foreground, logging to stderr at warn
 #
 # Sourced (`source scripts/kafka.sh`), it defines the same as functions: kafka_install,
-# kafka_prepare, kafka_run, kafka_java.
+# kafka_prepare, kafka_run, kafka_class.
 #
 # Environment: KAFKA_VERSION (default 4.4.0), SEMEL_KAFKA_CACHE (default ~/.cache/semel-kafka),
 # KAFKA_HEAP_OPTS (default -Xmx512M -Xms512M), KAFKA_LOG_LEVEL (broker log level, default warn),
@@ -91,9 +91,9 @@ EOF
   touch "$KAFKA_DIR/.complete"
 }
 
-# kafka_java CLASS ARG...: a Kafka class on the jars; its log goes to $KAFKA_TOOL_LOG (default
+# kafka_class CLASS ARG...: a Kafka class on the jars; its log goes to $KAFKA_TOOL_LOG (default
 # /dev/stderr) at $KAFKA_LOG_LEVEL.
-kafka_java() {
+kafka_class() {
   java -Xmx512M -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$KAFKA_DIR/log4j2.properties" \
     -Dsemel.kafka.log.file="${KAFKA_TOOL_LOG:-/dev/stderr}" -Dsemel.kafka.log.level="${KAFKA_LOG_LEVEL:-warn}" "$@"
 }
@@ -130,7 +130,7 @@ EOF
   [[ -z ${KAFKA_EXTRA_PROPERTIES:-} ]] || printf '%s\n' "$KAFKA_EXTRA_PROPERTIES" >>"$dir/server.properties"
   local cluster_id
   cluster_id=$(python3 -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
-  if ! KAFKA_TOOL_LOG=$dir/format.log kafka_java "$(cat "$KAFKA_DIR/storage-tool")" format -t "$cluster_id" \
+  if ! KAFKA_TOOL_LOG=$dir/format.log kafka_class "$(cat "$KAFKA_DIR/storage-tool")" format -t "$cluster_id" \
     -c "$dir/server.properties" >>"$dir/format.log" 2>&1; then
     tail -n 20 "$dir/format.log" >&2
     kafka_log "kafka-storage format failed in $dir"
@@ -154,7 +154,7 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     install) kafka_install && echo "$KAFKA_LIBS" ;;
     prepare) shift; kafka_prepare "$@" ;;
     run) shift; kafka_run "$@" ;;
-    tool) shift; kafka_install && kafka_java "$@" ;;
+    tool) shift; kafka_install && kafka_class "$@" ;;
     *) sed -n '2,21p' "$0" >&2; exit 2 ;;
   esac
 fi
