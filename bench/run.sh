@@ -66,8 +66,10 @@ WARMUP_RECORDS=$((RECORDS / 5))
 PARTITIONS=6
 RECORD_SIZE=1024
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xmx1G -Xms1G}
-# What kafka-server-start.sh / kafka-run-class.sh use (scripts/kafka.sh keeps the same default).
-KAFKA_JVM_OPTS="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:MaxInlineLevel=15 -Djava.awt.headless=true"
+# Kafka's jars, configuration and formatting come from scripts/kafka.sh, shared with the tests;
+# it also sets KAFKA_JVM_OPTS (what kafka-server-start.sh uses) and defines kafka_free_port.
+# shellcheck source=../scripts/kafka.sh
+source "$ROOT/scripts/kafka.sh"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "bench/run.sh: --rounds must be a positive number" >&2; exit 2; }
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
@@ -129,10 +131,6 @@ trap 'log "terminated"; exit 143' TERM
 # ---------------------------------------------------------------------------------------------
 # Helpers.
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # json FILE KEY.PATH: one field of the last JSON line of FILE, or nothing.
 json() {
   python3 - "$1" "$2" <<'EOF'
@@ -192,7 +190,6 @@ kafka_java() {
 # cached, configured and formatted by scripts/kafka.sh, which the tests share.
 
 install_kafka() {
-  KAFKA_VERSION=$KAFKA_VERSION source "$ROOT/scripts/kafka.sh"
   kafka_install || die "cannot install Apache Kafka $KAFKA_VERSION (scripts/kafka.sh)"
   log "Kafka $KAFKA_VERSION: jars in $KAFKA_LIBS"
 }
@@ -470,7 +467,7 @@ workloads() {
 
 session_semel() {
   local dir=$WORK/semel-$ROUND port
-  port=$(free_port)
+  port=$(kafka_free_port)
   mkdir -p "$dir"
   PORT=$port
   start_broker semel "$port" "$WORK/semel-$ROUND.log" "$SEMEL" serve --listen "127.0.0.1:$port" --data-dir "$dir/data"
@@ -496,7 +493,7 @@ launch_kafka() {
 
 session_kafka() {
   local dir=$WORK/kafka-$ROUND port
-  port=$(free_port)
+  port=$(kafka_free_port)
   prepare_kafka "$dir" "$port"
   PORT=$port
   launch_kafka "$dir" "$port"
@@ -512,7 +509,7 @@ session_kafka() {
 # start to that acknowledgement).
 restart_session() {
   local name=$1 dir=$WORK/restart-$1 port f=$WORK/restart.json
-  port=$(free_port)
+  port=$(kafka_free_port)
   PORT=$port
   STARTUP_METRIC=restart_fresh # the first start, on an empty directory: not reported
   if [[ $name = semel ]]; then

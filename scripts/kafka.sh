@@ -12,7 +12,7 @@
 #                                         foreground, logging to stderr at warn
 #
 # Sourced (`source scripts/kafka.sh`), it defines the same as functions: kafka_install,
-# kafka_prepare, kafka_run, kafka_class.
+# kafka_prepare, kafka_run, kafka_class, and kafka_free_port.
 #
 # Environment: KAFKA_VERSION (default 4.4.0), SEMEL_KAFKA_CACHE (default ~/.cache/semel-kafka),
 # KAFKA_HEAP_OPTS (default -Xmx512M -Xms512M), KAFKA_LOG_LEVEL (broker log level, default warn),
